@@ -1,0 +1,186 @@
+//! Typed configuration: `sluis.toml` (or `--config FILE`), every key overridable by
+//! `SLUIS_<KEY>`. Unknown keys and invalid values stop the start, naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The issuer identifier: an https URL (http allowed for localhost), no query or fragment.
+    pub issuer: String,
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…`; defaults to a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    /// Secret that seals signing keys at rest. Generated into `data_dir` when absent;
+    /// set it explicitly when several nodes share one PostgreSQL database.
+    pub instance_secret: Option<String>,
+    pub access_token_ttl: u32,
+    pub id_token_ttl: u32,
+    pub refresh_token_ttl: u32,
+    /// A rotated refresh token presented again within this many seconds is treated as a
+    /// concurrent refresh, not a replay (RFC 9700 §4.14.2 allows such tolerance).
+    pub refresh_grace_seconds: u32,
+    pub session_ttl: u32,
+    /// Concurrent password hashes; 0 means one per CPU core.
+    pub password_hash_workers: usize,
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            issuer: "http://localhost:8080".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            data_dir: PathBuf::from("data"),
+            instance_secret: None,
+            access_token_ttl: 300,
+            id_token_ttl: 3600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            refresh_grace_seconds: 10,
+            session_ttl: 12 * 3600,
+            password_hash_workers: 0,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads `file` (or `sluis.toml` if present), then `SLUIS_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!("file {} not found", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file_exact("sluis.toml")),
+        }
+        figment = figment.merge(Env::prefixed("SLUIS_"));
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = Url::parse(&self.issuer)
+            .map_err(|e| ConfigError(format!("key `issuer`: not a URL ({e})")))?;
+        let local = matches!(issuer.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if issuer.scheme() != "https" && !(issuer.scheme() == "http" && local) {
+            return Err(ConfigError("key `issuer`: must be https (http only for localhost)".into()));
+        }
+        // OpenID Connect Discovery §2: the issuer has no query or fragment.
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(ConfigError("key `issuer`: must not have a query or fragment".into()));
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError("key `database_url`: must start with sqlite: or postgres://".into()));
+        }
+        for (key, value) in [
+            ("access_token_ttl", self.access_token_ttl),
+            ("id_token_ttl", self.id_token_ttl),
+            ("refresh_token_ttl", self.refresh_token_ttl),
+            ("session_ttl", self.session_ttl),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("key `{key}`: must be at least 1 second")));
+            }
+        }
+        if let Some(secret) = &self.instance_secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError("key `instance_secret`: must be at least 32 characters".into()));
+        }
+        Ok(())
+    }
+
+    /// The issuer without a trailing slash, as it appears in `iss`.
+    pub fn issuer(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("sluis.db").display()),
+        }
+    }
+
+    pub fn https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}
+
+/// One line naming the key; figment's own message already does, plus the source.
+fn describe(error: figment::Error) -> String {
+    let mut out = Vec::new();
+    for e in error {
+        let key = e.path.join(".");
+        let msg = e.kind.to_string();
+        if key.is_empty() {
+            out.push(msg);
+        } else {
+            out.push(format!("key `{key}`: {msg}"));
+        }
+    }
+    out.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn issuer_must_be_https_unless_local() {
+        let config = Config { issuer: "http://example.com".into(), ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("issuer"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("sluis.toml", "listen = \"127.0.0.1:9\"\nbogus = 1\n")?;
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("bogus"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("sluis.toml", "listen = \"127.0.0.1:9\"\n")?;
+            jail.set_env("SLUIS_LISTEN", "127.0.0.1:10");
+            assert_eq!(Config::load(None).unwrap().listen.port(), 10);
+            jail.set_env("SLUIS_LISTEN", "not-an-address");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("listen"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,160 @@
+//! Sluis: a privacy-aware OpenID Connect / OAuth 2.0 identity provider.
+
+pub mod account;
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod login;
+pub mod model;
+pub mod oidc;
+pub mod privacy;
+pub mod state;
+pub mod store;
+pub mod web;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::password::PasswordHasher;
+use crate::state::{AppState, InstanceSecrets, KeyCache};
+use crate::store::{SessionStore, Store};
+
+/// Largest request body accepted; protocol parameters have their own, smaller limit.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// The whole HTTP application. Tests call this directly, without a port.
+pub fn app(state: AppState) -> Router {
+    let cookie_name = if state.config.https() { "__Host-sluis_session" } else { "sluis_session" };
+    let sessions = SessionManagerLayer::new(SessionStore::new(state.store.clone()))
+        .with_name(cookie_name)
+        .with_secure(state.config.https())
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(i64::from(state.config.session_ttl))));
+    Router::new()
+        .merge(oidc::router())
+        .merge(login::router())
+        .merge(account::router())
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/static/sluis.css", get(|| async { static_file("text/css", include_str!("../static/sluis.css")) }))
+        .route("/static/form_post.js", get(|| async { static_file("text/javascript", include_str!("../static/form_post.js")) }))
+        .fallback(|| async { error::PageError::not_found() })
+        .layer(sessions)
+        .layer(axum::middleware::from_fn(web::security_headers))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+fn static_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+        ],
+        body,
+    )
+}
+
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+    }
+}
+
+/// Connects to the database (creating the SQLite file and data directory if needed).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") && config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    }
+    Store::connect(&url).await.context("cannot open the database")
+}
+
+/// The instance secret: configured, or generated once into the data directory.
+pub fn instance_secret(config: &Config) -> anyhow::Result<String> {
+    if let Some(secret) = &config.instance_secret {
+        return Ok(secret.clone());
+    }
+    let path = config.data_dir.join("instance.secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => Ok(s.trim().to_string()),
+        Ok(_) => anyhow::bail!("{} is too short; remove it to generate a new one (existing signing keys become unreadable)", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+            let secret = crypto::random_token();
+            write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(secret)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// How long a retired key stays published: past the life of anything it signed.
+pub fn retired_key_publication(config: &Config) -> i64 {
+    i64::from(config.access_token_ttl.max(config.id_token_ttl)) + 300
+}
+
+/// Opens the database, migrates, loads (or creates) keys: everything `app` needs.
+pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let store = open_store(&config).await?;
+    store.migrate().await.context("cannot apply database migrations")?;
+    let secrets = InstanceSecrets::new(&instance_secret(&config)?);
+    let ring = crypto::rotation::load(&store, &secrets.key_sealer, clock.now(), retired_key_publication(&config))
+        .await
+        .context("cannot load signing keys")?;
+    Ok(AppState {
+        discovery: oidc::discovery_document(&config),
+        passwords: PasswordHasher::new(config.password_hash_workers),
+        keys: Arc::new(KeyCache::new(ring)),
+        secrets: Arc::new(secrets),
+        config: Arc::new(config),
+        store,
+        clock,
+    })
+}
+
+/// Periodic work of a running server: pick up rotated keys, drop expired rows.
+pub fn spawn_maintenance(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let now = state.now();
+            match crypto::rotation::load(&state.store, &state.secrets.key_sealer, now, retired_key_publication(&state.config)).await {
+                Ok(ring) => state.keys.replace(ring),
+                Err(e) => tracing::warn!("key reload failed: {e}"),
+            }
+            if let Err(e) = state.store.purge_expired(now).await {
+                tracing::warn!("purge failed: {e}");
+            }
+        }
+    });
+}

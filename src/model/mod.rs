@@ -1,0 +1,131 @@
+//! Shared domain types. No I/O here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::privacy::ScopeSet;
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// A user's internal id; never shown to clients (they see a pairwise `sub`).
+    UserId
+);
+id_newtype!(ClientId);
+id_newtype!(
+    /// One authorization grant: the family its refresh tokens rotate in.
+    GrantId
+);
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub is_admin: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] =
+        [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: ClientId,
+    pub name: String,
+    /// SHA-256 of the secret; `None` for public clients (native and browser apps).
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Scopes this client may ever receive.
+    pub scopes: ScopeSet,
+    pub grant_types: Vec<GrantType>,
+    pub signing_alg: SigningAlg,
+    pub created_at: Timestamp,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+/// Who signed in, how and when; kept in the browser session and copied into codes and grants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authentication {
+    pub user_id: UserId,
+    pub auth_time: Timestamp,
+    /// RFC 8176 method references, e.g. `pwd`.
+    pub amr: Vec<String>,
+    /// Session id as clients see it (`sid`); not the session cookie, which rotates.
+    pub sid: String,
+}

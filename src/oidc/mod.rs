@@ -1,0 +1,34 @@
+//! The OpenID Connect / OAuth 2.0 protocol endpoints.
+
+pub mod authorize;
+pub mod authorize_request;
+mod bearer;
+mod client_auth;
+mod discovery;
+mod end_session;
+mod introspect;
+pub mod redirect_uri;
+mod revoke;
+pub mod token;
+mod userinfo;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use discovery::document as discovery_document;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::get_discovery))
+        .route("/.well-known/oauth-authorization-server", get(discovery::get_discovery))
+        .route("/jwks", get(discovery::get_jwks))
+        .route("/authorize", get(authorize::get_authorize).post(authorize::post_authorize))
+        .route("/authorize/resume", get(authorize::get_resume))
+        .route("/token", post(token::post_token))
+        .route("/userinfo", get(userinfo::get_userinfo).post(userinfo::post_userinfo))
+        .route("/revoke", post(revoke::post_revoke))
+        .route("/introspect", post(introspect::post_introspect))
+        .route("/logout", get(end_session::get_logout).post(end_session::post_logout))
+}

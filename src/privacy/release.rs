@@ -1,0 +1,61 @@
+//! `release`: the one place that decides which claims about a user a client receives.
+
+use serde_json::{Map, Value, json};
+
+use crate::model::User;
+use crate::privacy::ScopeSet;
+
+pub type Claims = Map<String, Value>;
+
+/// Claims about `user` for a grant of `scope` (already limited to what the client may
+/// receive and the user consented to). `sub` is added by the caller, as it is per client.
+pub fn release(user: &User, scope: &ScopeSet) -> Claims {
+    let mut claims = Claims::new();
+    if scope.contains("email") {
+        claims.insert("email".into(), json!(user.email));
+        claims.insert("email_verified".into(), json!(user.email_verified));
+    }
+    if scope.contains("profile") {
+        if let Some(name) = &user.name {
+            claims.insert("name".into(), json!(name));
+        }
+        claims.insert("updated_at".into(), json!(user.updated_at));
+    }
+    claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::UserId;
+
+    fn user() -> User {
+        User {
+            id: UserId("u1".into()),
+            email: "ada@example.com".into(),
+            email_verified: true,
+            name: Some("Ada".into()),
+            is_admin: false,
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    #[test]
+    fn openid_alone_releases_nothing() {
+        assert!(release(&user(), &ScopeSet::parse("openid").unwrap()).is_empty());
+    }
+
+    #[test]
+    fn email_scope_releases_email_only() {
+        let claims = release(&user(), &ScopeSet::parse("openid email").unwrap());
+        assert_eq!(claims.get("email"), Some(&json!("ada@example.com")));
+        assert!(claims.get("name").is_none());
+    }
+
+    #[test]
+    fn similar_scope_names_release_nothing() {
+        let claims = release(&user(), &ScopeSet::parse("openid email_marketing profile2").unwrap());
+        assert!(claims.is_empty());
+    }
+}

@@ -1,0 +1,86 @@
+//! Everything a request handler may use, built once at start.
+
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+
+use crate::clock::{Clock, Timestamp};
+use crate::config::Config;
+use crate::crypto::keys::KeyRing;
+use crate::crypto::password::PasswordHasher;
+use crate::crypto::seal::Sealer;
+use crate::model::{ClientId, UserId};
+use crate::store::Store;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub passwords: PasswordHasher,
+    pub keys: Arc<KeyCache>,
+    pub secrets: Arc<InstanceSecrets>,
+    /// Discovery documents, serialised once: they only change with the config.
+    pub discovery: Bytes,
+}
+
+impl AppState {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn issuer(&self) -> &str {
+        self.config.issuer()
+    }
+
+    pub fn subject(&self, client: &ClientId, user: &UserId) -> String {
+        self.secrets.pairwise_subject(client, user)
+    }
+}
+
+/// The key ring in use, swapped whole when keys are rotated.
+#[derive(Debug)]
+pub struct KeyCache(RwLock<Arc<KeyRing>>);
+
+impl KeyCache {
+    pub fn new(ring: KeyRing) -> Self {
+        Self(RwLock::new(Arc::new(ring)))
+    }
+
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, ring: KeyRing) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+    }
+}
+
+/// Keys derived from the instance secret.
+#[derive(Debug)]
+pub struct InstanceSecrets {
+    pub key_sealer: Sealer,
+    pairwise: aws_lc_rs::hmac::Key,
+}
+
+impl InstanceSecrets {
+    pub fn new(instance_secret: &str) -> Self {
+        let mut material = b"sluis pairwise subject v1\0".to_vec();
+        material.extend_from_slice(instance_secret.as_bytes());
+        let derived = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &material);
+        Self {
+            key_sealer: Sealer::new(instance_secret, "signing keys"),
+            pairwise: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref()),
+        }
+    }
+
+    /// OpenID Connect Core §8.1: a pairwise `sub`, stable per client and user, that two
+    /// clients cannot correlate.
+    pub fn pairwise_subject(&self, client: &ClientId, user: &UserId) -> String {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.pairwise);
+        ctx.update(client.as_str().as_bytes());
+        ctx.update(b"\0");
+        ctx.update(user.as_str().as_bytes());
+        crate::crypto::b64url(ctx.sign().as_ref())
+    }
+}

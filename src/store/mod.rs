@@ -1,0 +1,100 @@
+//! Persistence. The only module that speaks SQL. Every query is written once, in SQL that
+//! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns).
+
+mod auth_requests;
+mod clients;
+mod codes;
+mod consents;
+mod grants;
+mod keys;
+mod sessions;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use auth_requests::StoredAuthRequest;
+pub use codes::{CodeRedemption, NewCode};
+pub use grants::{NewGrant, NewRefresh, RefreshOutcome, StoredGrant, StoredRefresh};
+pub use keys::StoredKey;
+pub use sessions::SessionStore;
+pub use users::NewUser;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Turns a unique-constraint violation into [`StoreError::Conflict`], once, here.
+fn on_conflict(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(e),
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+impl Store {
+    /// Connects to `url`, creating a SQLite file if needed. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets readers proceed while one writer commits; NORMAL sync is
+                        // durable across application crashes, which is what WAL needs.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+fn join(items: &[String]) -> String {
+    items.join("\n")
+}
+
+fn split(s: &str) -> Vec<String> {
+    s.split('\n').filter(|x| !x.is_empty()).map(str::to_string).collect()
+}

@@ -1,0 +1,73 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Result, Store, StoreError, flag, on_conflict};
+use crate::clock::Timestamp;
+use crate::model::{User, UserId};
+
+pub struct NewUser {
+    pub email: String,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+}
+
+/// Emails compare case-insensitively; the address is stored as given.
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+const COLUMNS: &str = "id, email, email_verified, name, is_admin, created_at, updated_at";
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: UserId(row.try_get("id")?),
+        email: row.try_get("email")?,
+        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
+        name: row.try_get("name")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_user(&self, user: NewUser, now: Timestamp) -> Result<User> {
+        let id = UserId(uuid::Uuid::new_v4().to_string());
+        sqlx::query(
+            "INSERT INTO users (id, email, email_norm, email_verified, name, password_hash, is_admin, created_at, updated_at)
+             VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $7)",
+        )
+        .bind(id.as_str())
+        .bind(user.email.trim())
+        .bind(normalise_email(&user.email))
+        .bind(user.name.clone())
+        .bind(user.password_hash)
+        .bind(flag(user.is_admin))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(on_conflict)?;
+        self.user(&id).await?.ok_or_else(|| StoreError::Corrupt("user vanished after insert".into()))
+    }
+
+    pub async fn user(&self, id: &UserId) -> Result<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE id = $1")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The user and their password hash, for sign-in.
+    pub async fn user_credentials(&self, email: &str) -> Result<Option<(User, Option<String>)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, password_hash FROM users WHERE email_norm = $1")))
+            .bind(normalise_email(email))
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some((user_from_row(&row)?, row.try_get("password_hash")?))),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Web glue: templates, CSRF, security headers, strict parameter parsing.
+
+pub mod csrf;
+pub mod params;
+pub mod templates;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+/// Renders a template; a template failure is an internal error, logged with an id.
+pub fn render<T: askama::Template>(template: &T) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            let id = crate::error::log_internal(&e);
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("Internal error {id}")).into_response()
+        }
+    }
+}
+
+/// Content-Security-Policy for our pages: no inline script, nothing framed, forms post
+/// only back to us. Pages that need more (form_post) set their own.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Adds the security headers every response carries, unless a handler set its own.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let defaults = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+    ];
+    for (name, value) in defaults {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}
+
+/// A 303 redirect (RFC 9700 §4.11: never 307 after a form post with credentials).
+pub fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => crate::error::PageError::bad_request("The redirect address is invalid.").into_response(),
+    }
+}
