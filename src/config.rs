@@ -72,7 +72,8 @@ impl Config {
                 return Err(ConfigError(format!("file {} not found", path.display())));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None => figment = figment.merge(Toml::file_exact("sluis.toml")),
+            None if Path::new("sluis.toml").exists() => figment = figment.merge(Toml::file_exact("sluis.toml")),
+            None => {}
         }
         figment = figment.merge(Env::prefixed("SLUIS_"));
         let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
