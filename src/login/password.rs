@@ -74,11 +74,27 @@ pub async fn post_login(State(app): State<AppState>, session: Session, body: Byt
         return e.into_response();
     }
     tracing::info!(outcome = "ok", "password sign-in");
+    if let Err(e) = mark_login_done(&app, request_id).await {
+        return e.into_response();
+    }
     if request_id.is_empty() {
         see_other("/account")
     } else {
         see_other(&format!("/authorize/resume?request_id={}", url::form_urlencoded::byte_serialize(request_id.as_bytes()).collect::<String>()))
     }
+}
+
+/// Notes on the pending request that the user signed in for it (see `login_done`).
+async fn mark_login_done(app: &AppState, request_id: &str) -> Result<(), PageError> {
+    if request_id.is_empty() {
+        return Ok(());
+    }
+    if let Some((mut request, _)) = load_pending(app, request_id).await? {
+        request.login_done = true;
+        let payload = serde_json::to_string(&request).map_err(|e| PageError::internal(&e))?;
+        app.store.update_auth_request(request_id, &payload).await?;
+    }
+    Ok(())
 }
 
 /// The client's name and login hint of a pending authorization request, if any.

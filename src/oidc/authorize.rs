@@ -109,9 +109,12 @@ pub fn next_step(
     now: Timestamp,
 ) -> Step {
     let fresh_enough = auth.is_some_and(|a| {
-        let login_ok = !request.prompt.login || a.auth_time >= requested_at;
-        let age_ok = request.max_age.is_none_or(|max| now - a.auth_time <= max);
-        login_ok && age_ok
+        if request.login_done {
+            return a.auth_time >= requested_at;
+        }
+        // max_age=0 is prompt=login (OpenID Connect Core §3.1.2.1).
+        let must_log_in = request.prompt.login || request.max_age == Some(0);
+        !must_log_in && request.max_age.is_none_or(|max| now - a.auth_time <= max)
     });
     if !fresh_enough {
         return if request.prompt.none { Step::Fail(ErrorCode::LoginRequired) } else { Step::Login };
@@ -253,6 +256,7 @@ mod tests {
             max_age,
             login_hint: None,
             consent_given: false,
+            login_done: false,
         }
     }
 
@@ -277,15 +281,21 @@ mod tests {
 
         let login = request(Prompt { login: true, ..Prompt::default() }, None);
         assert_eq!(next_step(&login, 100, Some(&auth(50)), Some(&all), 100), Step::Login);
-        assert_eq!(next_step(&login, 100, Some(&auth(100)), Some(&all), 101), Step::IssueCode);
+        assert_eq!(next_step(&login, 100, Some(&auth(100)), Some(&all), 100), Step::Login, "same second is not enough");
+        let logged_in = AuthorizationRequest { login_done: true, ..login };
+        assert_eq!(next_step(&logged_in, 100, Some(&auth(100)), Some(&all), 101), Step::IssueCode);
 
         let consent = request(Prompt { consent: true, ..Prompt::default() }, None);
         assert_eq!(next_step(&consent, 100, Some(&auth(50)), Some(&all), 100), Step::Consent);
         let approved = AuthorizationRequest { consent_given: true, ..consent };
         assert_eq!(next_step(&approved, 100, Some(&auth(50)), Some(&all), 100), Step::IssueCode);
 
-        let max_age = request(none, Some(0));
-        assert_eq!(next_step(&max_age, 100, Some(&auth(99)), Some(&all), 100), Step::Login);
+        let max_age = request(none.clone(), Some(0));
+        assert_eq!(next_step(&max_age, 100, Some(&auth(100)), Some(&all), 100), Step::Login);
+        let max_age = AuthorizationRequest { login_done: true, ..max_age };
         assert_eq!(next_step(&max_age, 100, Some(&auth(100)), Some(&all), 100), Step::IssueCode);
+        let max_age = request(none, Some(60));
+        assert_eq!(next_step(&max_age, 100, Some(&auth(50)), Some(&all), 100), Step::IssueCode);
+        assert_eq!(next_step(&max_age, 100, Some(&auth(50)), Some(&all), 120), Step::Login);
     }
 }

@@ -41,6 +41,10 @@ pub struct AuthorizationRequest {
     /// Set once the user approved this very request (so prompt=consent asks only once).
     #[serde(default)]
     pub consent_given: bool,
+    /// Set when the user signed in on the login page for this very request, which is what
+    /// prompt=login and max_age=0 ask for (a same-second timestamp cannot tell).
+    #[serde(default)]
+    pub login_done: bool,
 }
 
 /// Where an invalid request is answered.
@@ -161,6 +165,7 @@ pub fn parse(params: &Params, client: &Client) -> Result<AuthorizationRequest, R
         max_age,
         login_hint: params.get("login_hint").map(str::to_string),
         consent_given: false,
+        login_done: false,
     })
 }
 

@@ -13,22 +13,33 @@ pub mod token;
 mod userinfo;
 
 use axum::Router;
+use axum::http::{Method, header};
 use axum::routing::{get, post};
+use tower_http::cors::{Any, CorsLayer};
 
 pub use discovery::document as discovery_document;
 
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    // Endpoints that browser-based clients call with fetch(): CORS without credentials.
+    // The authorization and logout endpoints are navigations and get none.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    let api = Router::new()
         .route("/.well-known/openid-configuration", get(discovery::get_discovery))
         .route("/.well-known/oauth-authorization-server", get(discovery::get_discovery))
         .route("/jwks", get(discovery::get_jwks))
-        .route("/authorize", get(authorize::get_authorize).post(authorize::post_authorize))
-        .route("/authorize/resume", get(authorize::get_resume))
         .route("/token", post(token::post_token))
         .route("/userinfo", get(userinfo::get_userinfo).post(userinfo::post_userinfo))
         .route("/revoke", post(revoke::post_revoke))
         .route("/introspect", post(introspect::post_introspect))
+        .layer(cors);
+    Router::new()
+        .merge(api)
+        .route("/authorize", get(authorize::get_authorize).post(authorize::post_authorize))
+        .route("/authorize/resume", get(authorize::get_resume))
         .route("/logout", get(end_session::get_logout).post(end_session::post_logout))
 }
