@@ -39,7 +39,7 @@ const MAX_BODY: usize = 1024 * 1024;
 /// The whole HTTP application. Tests call this directly, without a port.
 pub fn app(state: AppState) -> Router {
     let cookie_name = if state.config.https() { "__Host-sluis_session" } else { "sluis_session" };
-    let sessions = SessionManagerLayer::new(SessionStore::new(state.store.clone()))
+    let sessions = SessionManagerLayer::new(SessionStore::new(state.store.clone(), state.clock.clone()))
         .with_name(cookie_name)
         .with_secure(state.config.https())
         .with_http_only(true)

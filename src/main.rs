@@ -94,9 +94,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => e.exit(),
         Err(e) => {
-            // One line: the reason, without the usage block.
+            // One line: the reason, without the usage block. The reason may span several
+            // lines (clap lists missing arguments below its first line); join them.
             let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("invalid arguments"));
+            let reason: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("{}", if reason.is_empty() { "invalid arguments".to_string() } else { reason.join(" ") });
             return ExitCode::from(2);
         }
     };
@@ -110,7 +112,14 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let chain: Vec<String> = e.chain().map(|c| c.to_string().replace('\n', " ")).collect();
+            // Each cause once: an error that prints its source ("database: {0}") and also
+            // returns it from source() would otherwise repeat it.
+            let mut chain: Vec<String> = Vec::new();
+            for cause in e.chain().map(|c| c.to_string().replace('\n', " ")) {
+                if !chain.last().is_some_and(|last| last.ends_with(&cause)) {
+                    chain.push(cause);
+                }
+            }
             eprintln!("error: {}", chain.join(": "));
             ExitCode::FAILURE
         }

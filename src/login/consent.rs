@@ -44,7 +44,8 @@ async fn show(app: &AppState, session: &Session, request_id: &str) -> Result<Res
         })
         .collect();
     let token = csrf::token(session).await?;
-    Ok(render(&ConsentPage { csrf_token: &token, request_id, client_name: &client.name, user_email: &user.email, scopes }))
+    let page = render(&ConsentPage { csrf_token: &token, request_id, client_name: &client.name, user_email: &user.email, scopes });
+    Ok(crate::web::allow_form_redirect_to(page, &request.redirect_uri))
 }
 
 pub async fn post_consent(State(app): State<AppState>, session: Session, body: Bytes) -> Response {

@@ -27,11 +27,11 @@ pub struct LoginQuery {
 
 pub async fn get_login(State(app): State<AppState>, session: Session, Query(q): Query<LoginQuery>) -> Response {
     let request_id = q.request_id.unwrap_or_default();
-    let (client_name, hint) = match pending_context(&app, &request_id).await {
+    let (client_name, hint, redirect_uri) = match pending_context(&app, &request_id).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    page(&session, &request_id, client_name.as_deref(), hint.as_deref().unwrap_or(""), None).await
+    page(&session, &request_id, client_name.as_deref(), redirect_uri.as_deref(), hint.as_deref().unwrap_or(""), None).await
 }
 
 pub async fn post_login(State(app): State<AppState>, session: Session, body: Bytes) -> Response {
@@ -44,12 +44,12 @@ pub async fn post_login(State(app): State<AppState>, session: Session, body: Byt
     let request_id = form.get("request_id").unwrap_or("");
     let email = form.get("email").unwrap_or("");
     let password = form.get("password").unwrap_or("");
-    let (client_name, _) = match pending_context(&app, request_id).await {
+    let (client_name, _, redirect_uri) = match pending_context(&app, request_id).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
     if email.is_empty() || password.is_empty() || email.len() > 254 || password.len() > 1024 {
-        return page(&session, request_id, client_name.as_deref(), email, Some("Enter your email address and password.")).await;
+        return page(&session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some("Enter your email address and password.")).await;
     }
 
     let user = match app.store.user_credentials(email).await {
@@ -66,7 +66,7 @@ pub async fn post_login(State(app): State<AppState>, session: Session, body: Byt
     };
     let Some(user) = user.filter(|_| verified) else {
         tracing::info!(outcome = "failed", "password sign-in failed");
-        return page(&session, request_id, client_name.as_deref(), email, Some(WRONG_CREDENTIALS)).await;
+        return page(&session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some(WRONG_CREDENTIALS)).await;
     };
 
     let auth = Authentication { user_id: user.id, auth_time: app.now(), amr: vec!["pwd".into()], sid: random_id() };
@@ -97,22 +97,28 @@ async fn mark_login_done(app: &AppState, request_id: &str) -> Result<(), PageErr
     Ok(())
 }
 
-/// The client's name and login hint of a pending authorization request, if any.
-async fn pending_context(app: &AppState, request_id: &str) -> Result<(Option<String>, Option<String>), PageError> {
+/// The client's name, login hint and redirect URI of a pending authorization request, if any.
+async fn pending_context(app: &AppState, request_id: &str) -> Result<(Option<String>, Option<String>, Option<String>), PageError> {
     if request_id.is_empty() {
-        return Ok((None, None));
+        return Ok((None, None, None));
     }
     let Some((request, _)) = load_pending(app, request_id).await? else {
         return Err(crate::oidc::authorize::expired_page());
     };
     let client = app.store.client(&request.client_id).await?;
-    Ok((client.map(|c| c.name), request.login_hint))
+    Ok((client.map(|c| c.name), request.login_hint, Some(request.redirect_uri)))
 }
 
-async fn page(session: &Session, request_id: &str, client_name: Option<&str>, email: &str, error: Option<&str>) -> Response {
+/// The sign-in page; with a pending request, its form may end in a redirect to the client
+/// (consent already given), which the page's CSP must allow.
+async fn page(session: &Session, request_id: &str, client_name: Option<&str>, redirect_uri: Option<&str>, email: &str, error: Option<&str>) -> Response {
     let token = match csrf::token(session).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    render(&LoginPage { csrf_token: &token, request_id, client_name, email, error })
+    let page = render(&LoginPage { csrf_token: &token, request_id, client_name, email, error });
+    match redirect_uri {
+        Some(uri) => crate::web::allow_form_redirect_to(page, uri),
+        None => page,
+    }
 }

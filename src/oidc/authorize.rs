@@ -221,13 +221,8 @@ fn respond(app: &AppState, redirect_uri: &str, mode: ResponseMode, fields: &[(&s
         ResponseMode::FormPost => {
             let mut response = crate::web::render(&FormPostPage { action: redirect_uri, fields });
             // The form goes to the client, so this page's form-action names it.
-            let target = Url::parse(redirect_uri)
-                .map(|u| match u.scheme() {
-                    "http" | "https" => u.origin().ascii_serialization(),
-                    scheme => format!("{scheme}:"),
-                })
-                .unwrap_or_default();
-            let csp = format!("default-src 'none'; script-src 'self'; style-src 'self'; form-action {target}; frame-ancestors 'none'; base-uri 'none'");
+            let target = crate::web::form_target_source(redirect_uri).unwrap_or_default();
+            let csp = crate::web::csp_with_form_action(&target);
             if let Ok(value) = HeaderValue::from_str(&csp) {
                 response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
             }

@@ -67,7 +67,11 @@ async fn logout(app: &AppState, session: &Session, raw: &[u8], is_post: bool) ->
                 fields.push((name, value));
             }
         }
-        return Ok(render(&LogoutPage { csrf_token: &token, client_name: client.as_ref().map(|c| c.name.as_str()), fields }));
+        let page = render(&LogoutPage { csrf_token: &token, client_name: client.as_ref().map(|c| c.name.as_str()), fields });
+        return Ok(match &redirect {
+            Some(uri) => crate::web::allow_form_redirect_to(page, uri),
+            None => page,
+        });
     }
 
     if let Some(auth) = current {

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use super::grants::{NewGrant, insert_grant};
 use super::{Result, Store};
 use crate::clock::Timestamp;
-use crate::model::{Authentication, ClientId, GrantId, UserId};
+use crate::model::{Authentication, ClientId, GrantId};
 
 /// An authorization code as stored: only its hash, with everything it is bound to.
 #[derive(Clone, Debug)]
@@ -29,7 +29,6 @@ pub enum CodeRedemption {
 }
 
 fn code_from_row(code_hash: &str, row: &AnyRow) -> Result<NewCode> {
-    let amr: String = row.try_get("amr")?;
     Ok(NewCode {
         code_hash: code_hash.to_string(),
         client_id: ClientId(row.try_get("client_id")?),
@@ -37,12 +36,7 @@ fn code_from_row(code_hash: &str, row: &AnyRow) -> Result<NewCode> {
         scope: row.try_get("scope")?,
         nonce: row.try_get("nonce")?,
         code_challenge: row.try_get("code_challenge")?,
-        auth: Authentication {
-            user_id: UserId(row.try_get("user_id")?),
-            auth_time: row.try_get("auth_time")?,
-            amr: amr.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-            sid: row.try_get("sid")?,
-        },
+        auth: super::auth_from_row(row)?,
         expires_at: row.try_get("expires_at")?,
     })
 }

@@ -3,7 +3,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{Result, Store};
 use crate::clock::Timestamp;
-use crate::model::{Authentication, ClientId, GrantId, UserId};
+use crate::model::{Authentication, ClientId, GrantId};
 
 /// A grant and, optionally, the first refresh token of its family.
 #[derive(Clone, Debug)]
@@ -52,17 +52,11 @@ pub enum RefreshOutcome {
 const GRANT_COLUMNS: &str = "g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.amr, g.sid, g.revoked_at";
 
 fn grant_from_row(row: &AnyRow) -> Result<StoredGrant> {
-    let amr: String = row.try_get("amr")?;
     Ok(StoredGrant {
         id: GrantId(row.try_get("id")?),
         client_id: ClientId(row.try_get("client_id")?),
         scope: row.try_get("scope")?,
-        auth: Authentication {
-            user_id: UserId(row.try_get("user_id")?),
-            auth_time: row.try_get("auth_time")?,
-            amr: amr.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-            sid: row.try_get("sid")?,
-        },
+        auth: super::auth_from_row(row)?,
         revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
     })
 }

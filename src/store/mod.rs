@@ -58,6 +58,10 @@ impl Store {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
         let options = AnyConnectOptions::from_str(url)?;
+        // One direct connection first, so an unreachable or misconfigured database fails at
+        // once with its real reason (refused, unknown database, bad password): the pool would
+        // retry until its acquire timeout and then only say "pool timed out".
+        sqlx::Connection::close(sqlx::ConnectOptions::connect(&options).await?).await?;
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
@@ -85,6 +89,18 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// The `user_id`, `auth_time`, `amr`, `sid` columns that codes and grants share.
+fn auth_from_row(row: &sqlx::any::AnyRow) -> Result<crate::model::Authentication> {
+    use sqlx::Row;
+    let amr: String = row.try_get("amr")?;
+    Ok(crate::model::Authentication {
+        user_id: crate::model::UserId(row.try_get("user_id")?),
+        auth_time: row.try_get("auth_time")?,
+        amr: amr.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        sid: row.try_get("sid")?,
+    })
 }
 
 fn flag(b: bool) -> i64 {

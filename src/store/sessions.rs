@@ -7,15 +7,18 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore as TowerSessionStore};
 
 use super::Store;
+use crate::clock::Clock;
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct SessionStore {
     store: Store,
+    clock: Arc<dyn Clock>,
 }
 
 impl SessionStore {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
     }
 }
 
@@ -62,7 +65,7 @@ impl TowerSessionStore for SessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.clock.now();
         let row = sqlx::query("SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
             .bind(id.to_string())
             .bind(now)

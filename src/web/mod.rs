@@ -25,6 +25,33 @@ pub fn render<T: askama::Template>(template: &T) -> Response {
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The CSP source a form may target to reach `uri`: its origin (http, https) or its
+/// private-use scheme (`com.example.app:`). `None` if `uri` is not a URL.
+pub fn form_target_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    Some(match url.scheme() {
+        "http" | "https" => url.origin().ascii_serialization(),
+        scheme => format!("{scheme}:"),
+    })
+}
+
+/// [`CSP`] with `form-action` set to `sources` instead of `'self'`.
+pub fn csp_with_form_action(sources: &str) -> String {
+    CSP.replace("form-action 'self'", &format!("form-action {sources}"))
+}
+
+/// For a page whose form ends in a redirect to the client (sign-in, consent, logout
+/// confirmation): browsers check `form-action` against every redirect that follows a form
+/// submission, so the client's origin is allowed next to `'self'`.
+pub fn allow_form_redirect_to(mut response: Response, redirect_uri: &str) -> Response {
+    if let Some(source) = form_target_source(redirect_uri)
+        && let Ok(value) = HeaderValue::from_str(&csp_with_form_action(&format!("'self' {source}")))
+    {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
 /// Adds the security headers every response carries, unless a handler set its own.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;

@@ -3,3 +3,14 @@
 mod support;
 
 mod flow;
+mod authorize;
+mod discovery;
+mod logout;
+mod pages;
+mod revoke_introspect;
+mod token;
+mod userinfo;
+mod served;
+mod rp;
+mod cli;
+mod browser;

@@ -1,0 +1,306 @@
+//! A real Chromium (headless, through chromedriver and WebDriver) on Sluis' pages: sign in,
+//! consent, the redirect back; a wrong password; the form_post response mode under the strict
+//! CSP (its page has no inline script).
+
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use url::Url;
+
+use crate::support::*;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// chromedriver on a free port, in its own process group with the browsers it starts, so
+/// dropping it ends all of them; plus the WebDriver session.
+struct Chromium {
+    client: Option<Client>,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    async fn start() -> Self {
+        for path in [CHROMEDRIVER, CHROMIUM] {
+            assert!(std::path::Path::new(path).exists(), "{path} is missing: run ./scripts/test.sh to install test dependencies");
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn chromedriver");
+        let profile = tempfile::tempdir().unwrap();
+        let mut chromium = Self { client: None, driver, _profile: profile };
+        let webdriver = format!("http://127.0.0.1:{port}");
+
+        // Wait (bounded) for chromedriver to answer.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            if let Ok(r) = http.get(format!("{webdriver}/status")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            if let Some(status) = chromium.driver.try_wait().unwrap() {
+                panic!("chromedriver exited with {status}");
+            }
+            assert!(Instant::now() < deadline, "chromedriver not ready after {STEP_TIMEOUT:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let args = [
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            format!("--user-data-dir={}", chromium._profile.path().display()),
+        ];
+        let capabilities = serde_json::json!({
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+        // Several rustls backends are linked; pick one (a no-op if another test already did).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = ClientBuilder::rustls().expect("rustls connector");
+        let connect = builder.capabilities(capabilities).connect(&webdriver);
+        let client = tokio::time::timeout(Duration::from_secs(60), connect)
+            .await
+            .expect("WebDriver session not created within 60 s")
+            .expect("WebDriver session");
+        chromium.client = Some(client);
+        chromium
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    /// Ends the session (closing the browser) before chromedriver is killed.
+    async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+        }
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        match self.client().wait().at_most(STEP_TIMEOUT).for_element(Locator::Css(css)).await {
+            Ok(element) => element,
+            Err(e) => panic!("no {css} on {}: {e}", self.page_text().await),
+        }
+    }
+
+    async fn page_text(&self) -> String {
+        let url = self.client().current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        let body = match self.client().find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        format!("{url}: {body}")
+    }
+
+    /// Waits (bounded) until the browser's URL starts with `prefix`, and returns it.
+    async fn wait_for_url(&self, prefix: &str) -> Url {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let url = self.client().current_url().await.expect("current_url");
+            if url.as_str().starts_with(prefix) {
+                return url;
+            }
+            assert!(Instant::now() < deadline, "browser did not reach {prefix}; now at {}", self.page_text().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Fills the login form and submits it with its button, as a user would.
+    async fn sign_in(&self, email: &str, password: &str) {
+        self.find("input[name=email]").await.send_keys(email).await.unwrap();
+        self.find("input[name=password]").await.send_keys(password).await.unwrap();
+        self.find("form[action='/login'] button[type=submit]").await.click().await.unwrap();
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and the Chromium processes it started.
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.driver.id())]).status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Replaces (or adds) one query parameter of `url`.
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut url = Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != name).map(|(k, v)| (k.into(), v.into())).collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs).append_pair(name, value);
+    url.to_string()
+}
+
+#[tokio::test]
+async fn chromium_signs_in_consents_and_returns_a_working_code() {
+    let app = TestApp::start().await;
+    app.user("ada@example.com").await;
+    let (client, secret) = app.client().await;
+    let (verifier, challenge) = pkce();
+    let chromium = Chromium::start().await;
+
+    chromium.client().goto(&app.authorize_url(&client, "openid email", &challenge, &[])).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
+    assert!(chromium.find("main").await.text().await.unwrap().contains("Example Shop"), "login page names the client");
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+
+    // The consent page lists what the client will receive.
+    chromium.wait_for_url(&app.url("/consent")).await;
+    let email_scope = chromium.find("li[data-scope=email]").await;
+    assert!(email_scope.is_displayed().await.unwrap(), "the email scope is visible");
+    assert_eq!(email_scope.text().await.unwrap(), "Your email address");
+    let listed: Vec<String> = {
+        let mut names = Vec::new();
+        for li in chromium.client().find_all(Locator::Css("ul.scopes li")).await.unwrap() {
+            names.push(li.attr("data-scope").await.unwrap().unwrap_or_default());
+        }
+        names
+    };
+    assert_eq!(listed, ["email", "openid"], "exactly the requested scopes are listed");
+    assert!(chromium.find("main").await.text().await.unwrap().contains("ada@example.com"), "consent shows who is signed in");
+    chromium.find("button[name=decision][value=allow]").await.click().await.unwrap();
+
+    // Back at the client (nothing listens there; the error page is fine).
+    let callback = chromium.wait_for_url(REDIRECT_URI).await;
+    assert_eq!(query_param(&callback, "state").as_deref(), Some("st"));
+    assert_eq!(query_param(&callback, "iss").as_deref(), Some(app.base.as_str()));
+    let code = query_param(&callback, "code").expect("code in the callback");
+
+    let tokens = app.exchange(&client, &secret, &code, &verifier).await;
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["aud"], client.id.as_str());
+    assert_eq!(id["nonce"], "n");
+
+    // Signing in again (prompt=login) with consent remembered: the login form's submission
+    // ends directly at the client, which the login page's CSP must allow.
+    let (verifier, challenge) = pkce();
+    let url = with_param(&app.authorize_url(&client, "openid email", &challenge, &[("prompt", "login")]), "state", "again");
+    chromium.client().goto(&url).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    let callback = chromium.wait_for_url(REDIRECT_URI).await;
+    assert_eq!(query_param(&callback, "state").as_deref(), Some("again"));
+    let code = query_param(&callback, "code").expect("code in the second callback");
+    app.exchange(&client, &secret, &code, &verifier).await;
+
+    // RP-initiated logout without an id_token_hint asks for confirmation; confirming returns
+    // to the client's post-logout URI with its state.
+    let mut logout = Url::parse(&app.url("/logout")).unwrap();
+    logout
+        .query_pairs_mut()
+        .append_pair("client_id", client.id.as_str())
+        .append_pair("post_logout_redirect_uri", POST_LOGOUT_URI)
+        .append_pair("state", "bye-state");
+    chromium.client().goto(logout.as_str()).await.unwrap();
+    chromium.find("button[name=confirm][value=yes]").await.click().await.unwrap();
+    let back = chromium.wait_for_url(POST_LOGOUT_URI).await;
+    assert_eq!(query_param(&back, "state").as_deref(), Some("bye-state"));
+    // Signed out: the next authorization asks for the password again.
+    chromium.client().goto(&app.authorize_url(&client, "openid", &pkce().1, &[])).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
+    chromium.close().await;
+}
+
+#[tokio::test]
+async fn chromium_wrong_password_shows_the_error_and_keeps_the_email() {
+    let app = TestApp::start().await;
+    app.user("ada@example.com").await;
+    let (client, _) = app.client().await;
+    let (_, challenge) = pkce();
+    let chromium = Chromium::start().await;
+
+    chromium.client().goto(&app.authorize_url(&client, "openid", &challenge, &[])).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
+    chromium.sign_in("ada@example.com", "not the password").await;
+
+    let alert = chromium.find("[role=alert]").await;
+    assert!(alert.is_displayed().await.unwrap());
+    assert_eq!(alert.text().await.unwrap(), "The email address or password is incorrect.");
+    // Still the login page, email kept, password cleared, no code issued.
+    let url = chromium.client().current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&app.url("/login")), "still on the login page: {url}");
+    assert_eq!(chromium.find("input[name=email]").await.prop("value").await.unwrap().as_deref(), Some("ada@example.com"));
+    assert_eq!(chromium.find("input[name=password]").await.prop("value").await.unwrap().as_deref(), Some(""));
+
+    // The right password then works from the same page.
+    chromium.find("input[name=email]").await.clear().await.unwrap();
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/consent")).await;
+    chromium.close().await;
+}
+
+#[tokio::test]
+async fn chromium_form_post_response_mode_posts_the_code_to_the_client() {
+    use axum::routing::post;
+    let app = TestApp::start().await;
+    app.user("ada@example.com").await;
+    let (client, secret) = app.client().await;
+    let (verifier, challenge) = pkce();
+
+    // The "client": a listener on 127.0.0.1 that receives the POSTed authorization response.
+    // Its port differs from the registered loopback redirect URI's, which RFC 8252 §7.3 allows.
+    let (sender, mut received) = tokio::sync::mpsc::channel::<HashMap<String, String>>(1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://127.0.0.1:{}/cb", listener.local_addr().unwrap().port());
+    let router = axum::Router::new().route(
+        "/cb",
+        post(move |axum::Form(fields): axum::Form<HashMap<String, String>>| {
+            let sender = sender.clone();
+            async move {
+                let _ = sender.send(fields).await;
+                axum::response::Html("<p id=received>received</p>")
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let chromium = Chromium::start().await;
+    let url = app.authorize_url(&client, "openid email", &challenge, &[("response_mode", "form_post")]);
+    chromium.client().goto(&with_param(&url, "redirect_uri", &callback)).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/consent")).await;
+    chromium.find("button[name=decision][value=allow]").await.click().await.unwrap();
+
+    // The auto-submitting page (script from /static, no inline script) posts to the listener.
+    let fields = tokio::time::timeout(STEP_TIMEOUT, received.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no form post within {STEP_TIMEOUT:?}"))
+        .expect("a posted form");
+    assert_eq!(fields.get("state").map(String::as_str), Some("st"));
+    assert_eq!(fields.get("iss").map(String::as_str), Some(app.base.as_str()));
+    let code = fields.get("code").expect("code posted").clone();
+    chromium.wait_for_url(&callback).await;
+    assert_eq!(chromium.find("#received").await.text().await.unwrap(), "received");
+    chromium.close().await;
+
+    // The code is bound to the redirect URI actually used.
+    let response = app
+        .token(&client, Some(&secret), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &callback), ("code_verifier", &verifier)])
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
