@@ -49,14 +49,14 @@ run() { # name, then wrk arguments
     p50="$(echo "$out" | awk '$1=="50%" {print $2}')"
     p99="$(echo "$out" | awk '$1=="99%" {print $2}')"
     errors="$(echo "$out" | awk '/Non-2xx/ {print $4}')"
-    printf '| %-28s | %10s | %8s | %8s | %6s |\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}"
+    printf '| %-30s | %10s | %8s | %8s | %6s |\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}"
 }
 
 echo
 echo "Sluis $(git -C "$OLDPWD" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, ${DURATION}s per endpoint, $CONNECTIONS connections"
 echo
-printf '| %-28s | %10s | %8s | %8s | %6s |\n' endpoint "req/s" p50 p99 non-2xx
-printf '|%s|%s|%s|%s|%s|\n' "------------------------------" "------------" "----------" "----------" "--------"
+printf '| %-30s | %10s | %8s | %8s | %6s |\n' endpoint "req/s" p50 p99 non-2xx
+printf '|%s|%s|%s|%s|%s|\n' "--------------------------------" "------------" "----------" "----------" "--------"
 run "discovery" "$SLUIS_ISSUER/.well-known/openid-configuration"
 run "jwks" "$SLUIS_ISSUER/jwks"
 BODY="grant_type=client_credentials" AUTH="$(b64 "$RS_ID:$RS_SECRET")" run "token client_credentials RS256" -s "$OLDPWD/bench/wrk/post_form.lua" "$SLUIS_ISSUER/token"
