@@ -81,6 +81,22 @@ async fn session_cookie_is_http_only_and_same_site_lax() {
 }
 
 #[tokio::test]
+async fn with_an_https_issuer_the_cookie_is_secure_and_host_prefixed() {
+    // Served over plain http here, but configured as an https issuer (behind a TLS proxy).
+    let app = TestApp::start_with(|c| c.issuer = c.issuer.replace("http://127.0.0.1", "https://localhost")).await;
+    let response = app.browser().get("/login").await;
+    let (pair, attributes) = session_cookie(&response).expect("session cookie");
+    assert!(pair.starts_with("__Host-"), "{pair}");
+    let attributes = attributes.to_ascii_lowercase();
+    assert!(attributes.contains("secure"), "{attributes}");
+    assert!(attributes.contains("path=/"), "{attributes}");
+    assert!(!attributes.contains("domain="), "__Host- cookies must not name a domain: {attributes}");
+    let plain = TestApp::start().await.browser().get("/login").await;
+    let (_, attributes) = session_cookie(&plain).expect("session cookie");
+    assert!(!attributes.to_ascii_lowercase().contains("secure"), "{attributes}");
+}
+
+#[tokio::test]
 async fn session_id_changes_at_login_and_the_old_one_is_dead() {
     let app = TestApp::start().await;
     app.user(EMAIL).await;
