@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod crypto;
@@ -50,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .merge(oidc::router())
         .merge(login::router())
         .merge(account::router())
+        .merge(api::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/static/sluis.css", get(|| async { static_file("text/css", include_str!("../static/sluis.css")) }))

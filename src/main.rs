@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use sluis::admin::{self, NewClientSpec, NewUserSpec};
+use sluis::admin::{self, Actor, NewClientSpec, NewUserSpec};
 use sluis::clock::{self, Clock};
 use sluis::config::{Config, LogFormat};
 use sluis::crypto::password::PasswordHasher;
@@ -77,7 +77,27 @@ enum ClientCommand {
         /// Algorithm for this client's ID and access tokens: RS256 (default), ES256, EdDSA.
         #[arg(long)]
         signing_alg: Option<String>,
+        /// Start unverified, with sensitive scopes only requested (as a self-registered
+        /// client would). By default the operator vouches for the client.
+        #[arg(long)]
+        unverified: bool,
     },
+    /// Verify a client and approve sensitive scopes for it.
+    Verify {
+        client_id: String,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// Reject a scope for a client, with a note for its owner.
+    Reject {
+        client_id: String,
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        note: String,
+    },
+    /// Suspend a client: no sign-ins, its tokens stop working at once.
+    Suspend { client_id: String },
 }
 
 #[derive(Subcommand)]
@@ -158,10 +178,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", json!({"id": user.id.as_str(), "email": user.email, "admin": user.is_admin}));
             Ok(())
         }
-        Command::Client(ClientCommand::Create { name, redirect_uris, post_logout_redirect_uris, public, scopes, grant_types, signing_alg }) => {
+        Command::Client(ClientCommand::Create { name, redirect_uris, post_logout_redirect_uris, public, scopes, grant_types, signing_alg, unverified }) => {
             let store = migrated_store(&config).await?;
-            let spec = NewClientSpec { name, redirect_uris, post_logout_redirect_uris, public, scopes, grant_types, signing_alg };
-            let (client, secret) = admin::create_client(&store, spec, clock.now()).await?;
+            let spec = NewClientSpec { name, redirect_uris, post_logout_redirect_uris, public, scopes, grant_types, signing_alg, verified: !unverified };
+            let (client, secret) = admin::create_client(&store, spec, &Actor::cli(), clock.now()).await?;
             let mut out = json!({
                 "client_id": client.id.as_str(),
                 "client_name": client.name,
@@ -171,12 +191,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
                 "token_endpoint_auth_method": if client.is_public() { "none" } else { "client_secret_basic" },
                 "id_token_signed_response_alg": client.signing_alg.as_str(),
+                "status": client.status.as_str(),
             });
             if let Some(secret) = secret {
                 out["client_secret"] = json!(secret);
             }
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{out}")?;
+            Ok(())
+        }
+        Command::Client(ClientCommand::Verify { client_id, scopes }) => {
+            let store = migrated_store(&config).await?;
+            let client = admin::verify_client(&store, &client_id, &scopes, &Actor::cli(), clock.now()).await?;
+            println!("{}", json!({"client_id": client.id.as_str(), "status": client.status.as_str(), "approved": client.approved_scopes.to_string()}));
+            Ok(())
+        }
+        Command::Client(ClientCommand::Reject { client_id, scope, note }) => {
+            let store = migrated_store(&config).await?;
+            admin::reject_scope(&store, &client_id, &scope, &note, &Actor::cli(), clock.now()).await?;
+            println!("{}", json!({"client_id": client_id, "rejected": scope}));
+            Ok(())
+        }
+        Command::Client(ClientCommand::Suspend { client_id }) => {
+            let store = migrated_store(&config).await?;
+            admin::suspend_client(&store, &client_id, &Actor::cli(), clock.now()).await?;
+            println!("{}", json!({"client_id": client_id, "status": "suspended"}));
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate { alg }) => {

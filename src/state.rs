@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::crypto::keys::KeyRing;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::seal::Sealer;
-use crate::model::{ClientId, UserId};
+use crate::model::{Client, ClientId, UserId};
 use crate::store::Store;
 
 #[derive(Clone, Debug)]
@@ -33,8 +33,14 @@ impl AppState {
         self.config.issuer()
     }
 
-    pub fn subject(&self, client: &ClientId, user: &UserId) -> String {
-        self.secrets.pairwise_subject(client, user)
+    /// The `sub` a client knows the user by: pairwise unless an admin set the client to
+    /// public subjects.
+    pub fn subject(&self, client: &Client, user: &UserId) -> String {
+        if client.public_subject {
+            user.to_string()
+        } else {
+            self.secrets.pairwise_subject(&client.id, user)
+        }
     }
 }
 

@@ -3,10 +3,10 @@
 use crate::clock::Timestamp;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::{random_id, random_token, token_hash};
-use crate::model::{Client, ClientId, GrantType, SigningAlg, User};
+use crate::model::{Client, ClientId, ClientStatus, GrantType, ScopeState, SigningAlg, User};
 use crate::oidc::redirect_uri;
-use crate::privacy::{ScopeSet, scope_info};
-use crate::store::{NewUser, Store, StoreError};
+use crate::privacy::{ScopeSet, is_sensitive, scope_info};
+use crate::store::{AuditEntry, NewUser, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -48,6 +48,33 @@ pub async fn create_user(store: &Store, hasher: &PasswordHasher, spec: NewUserSp
     })
 }
 
+/// Who performs an admin action, for the audit log.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    /// `cli` for the operator's command line, `user:<id>` for an admin on the web.
+    pub name: String,
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    pub fn cli() -> Self {
+        Self { name: "cli".into(), ip: None }
+    }
+}
+
+async fn audit(store: &Store, actor: &Actor, action: &str, target: &str, details: serde_json::Value, now: Timestamp) -> Result<(), AdminError> {
+    let entry = AuditEntry {
+        at: now,
+        actor: actor.name.clone(),
+        ip: actor.ip.clone(),
+        action: action.into(),
+        target: target.into(),
+        details: details.to_string(),
+    };
+    store.append_audit(&entry).await?;
+    Ok(())
+}
+
 pub struct NewClientSpec {
     pub name: String,
     pub redirect_uris: Vec<String>,
@@ -56,11 +83,14 @@ pub struct NewClientSpec {
     pub scopes: Vec<String>,
     pub grant_types: Vec<String>,
     pub signing_alg: Option<String>,
+    /// Created by an admin who vouches for it: verified, its sensitive scopes approved.
+    /// Otherwise it starts unverified with its sensitive scopes `requested`.
+    pub verified: bool,
 }
 
 /// Registers a client. Returns it with its secret (confidential clients), shown once:
 /// only its hash is stored.
-pub async fn create_client(store: &Store, spec: NewClientSpec, now: Timestamp) -> Result<(Client, Option<String>), AdminError> {
+pub async fn create_client(store: &Store, spec: NewClientSpec, actor: &Actor, now: Timestamp) -> Result<(Client, Option<String>), AdminError> {
     let name = spec.name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(AdminError::Invalid("the client name must have 1 to 200 characters".into()));
@@ -97,7 +127,11 @@ pub async fn create_client(store: &Store, spec: NewClientSpec, now: Timestamp) -
         None => SigningAlg::RS256,
     };
     let secret = (!spec.public).then(random_token);
+    let sensitive = ScopeSet::from_iter(scopes.iter().filter(|s| is_sensitive(s)));
     let client = Client {
+        status: if spec.verified { ClientStatus::Verified } else { ClientStatus::Unverified },
+        approved_scopes: if spec.verified { sensitive.clone() } else { ScopeSet::default() },
+        public_subject: false,
         id: ClientId(random_id()),
         name: name.to_string(),
         secret_hash: secret.as_deref().map(token_hash),
@@ -109,5 +143,52 @@ pub async fn create_client(store: &Store, spec: NewClientSpec, now: Timestamp) -
         created_at: now,
     };
     store.create_client(&client).await?;
+    let state = if spec.verified { ScopeState::Approved } else { ScopeState::Requested };
+    let decided_by = spec.verified.then_some(actor.name.as_str());
+    for scope in sensitive.iter() {
+        store.set_scope_state(&client.id, scope, state, None, decided_by, now).await?;
+    }
+    let details = serde_json::json!({
+        "name": client.name, "status": client.status.as_str(), "scope": client.scopes.to_string(),
+        "redirect_uris": client.redirect_uris,
+    });
+    audit(store, actor, "client.create", client.id.as_str(), details, now).await?;
     Ok((client, secret))
+}
+
+async fn existing_client(store: &Store, client_id: &str) -> Result<Client, AdminError> {
+    store.client(client_id).await?.ok_or_else(|| AdminError::Invalid(format!("no client {client_id:?}")))
+}
+
+/// Verifies a client and approves the given sensitive scopes (which must be enabled for it).
+pub async fn verify_client(store: &Store, client_id: &str, scopes: &[String], actor: &Actor, now: Timestamp) -> Result<Client, AdminError> {
+    let client = existing_client(store, client_id).await?;
+    for scope in scopes {
+        if !client.scopes.contains(scope) {
+            return Err(AdminError::Invalid(format!("scope {scope:?} is not enabled for client {client_id:?}")));
+        }
+    }
+    for scope in scopes {
+        store.set_scope_state(&client.id, scope, ScopeState::Approved, None, Some(&actor.name), now).await?;
+    }
+    store.set_client_status(&client.id, ClientStatus::Verified).await?;
+    audit(store, actor, "client.verify", client.id.as_str(), serde_json::json!({"approved": scopes}), now).await?;
+    existing_client(store, client_id).await
+}
+
+/// Rejects a scope for a client, with a note the client owner will read.
+pub async fn reject_scope(store: &Store, client_id: &str, scope: &str, note: &str, actor: &Actor, now: Timestamp) -> Result<(), AdminError> {
+    let client = existing_client(store, client_id).await?;
+    if !client.scopes.contains(scope) {
+        return Err(AdminError::Invalid(format!("scope {scope:?} is not enabled for client {client_id:?}")));
+    }
+    store.set_scope_state(&client.id, scope, ScopeState::Rejected, Some(note), Some(&actor.name), now).await?;
+    audit(store, actor, "client.scope.reject", client.id.as_str(), serde_json::json!({"scope": scope, "note": note}), now).await
+}
+
+/// Suspends a client: it cannot sign anyone in, and its tokens stop working at once.
+pub async fn suspend_client(store: &Store, client_id: &str, actor: &Actor, now: Timestamp) -> Result<(), AdminError> {
+    let client = existing_client(store, client_id).await?;
+    store.set_client_status(&client.id, ClientStatus::Suspended).await?;
+    audit(store, actor, "client.suspend", client.id.as_str(), serde_json::json!({"previous": client.status.as_str()}), now).await
 }

@@ -94,6 +94,54 @@ impl GrantType {
     }
 }
 
+/// Whether a client has been reviewed by an admin (DESIGN §4 rule 1–2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientStatus {
+    /// New; receives only non-sensitive scopes.
+    Unverified,
+    Verified,
+    /// Cannot sign anyone in; its tokens stop working at once.
+    Suspended,
+}
+
+impl ClientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::Unverified => "unverified",
+            ClientStatus::Verified => "verified",
+            ClientStatus::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [ClientStatus::Unverified, ClientStatus::Verified, ClientStatus::Suspended].into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// An admin's decision on one scope of one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeState {
+    Requested,
+    Approved,
+    Rejected,
+}
+
+impl ScopeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeState::Requested => "requested",
+            ScopeState::Approved => "approved",
+            ScopeState::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [ScopeState::Requested, ScopeState::Approved, ScopeState::Rejected].into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Client {
     pub id: ClientId,
@@ -102,8 +150,13 @@ pub struct Client {
     pub secret_hash: Option<String>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
-    /// Scopes this client may ever receive.
+    /// Scopes enabled for this client: the most it may ever receive.
     pub scopes: ScopeSet,
+    /// Enabled sensitive scopes an admin has approved for this client.
+    pub approved_scopes: ScopeSet,
+    pub status: ClientStatus,
+    /// Public subjects (one `sub` per user across clients); only an admin sets this.
+    pub public_subject: bool,
     pub grant_types: Vec<GrantType>,
     pub signing_alg: SigningAlg,
     pub created_at: Timestamp,
@@ -116,6 +169,10 @@ impl Client {
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    pub fn policy(&self) -> crate::privacy::ClientPolicy<'_> {
+        crate::privacy::ClientPolicy { status: self.status, enabled: &self.scopes, approved: &self.approved_scopes }
     }
 }
 

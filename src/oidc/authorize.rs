@@ -163,8 +163,9 @@ async fn proceed(app: &AppState, session: &Session, id: &str, request: Authoriza
 
 async fn issue_code(app: &AppState, request: &AuthorizationRequest, auth: Authentication, now: Timestamp) -> Result<String, PageError> {
     let code = random_token();
-    let client_id = ClientId(request.client_id.clone());
-    app.store.touch_link(&auth.user_id, &client_id, now).await?;
+    let client = app.store.client(&request.client_id).await?.ok_or_else(expired_page)?;
+    let client_id = client.id.clone();
+    app.store.touch_link(&auth.user_id, &client_id, &app.subject(&client, &auth.user_id), &request.scope, now).await?;
     app.store
         .insert_code(&NewCode {
             code_hash: token_hash(&code),

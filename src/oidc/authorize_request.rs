@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::pkce;
 use crate::error::ErrorCode;
 use crate::model::Client;
-use crate::privacy::ScopeSet;
+use crate::privacy::{self, ScopeSet};
 use crate::web::params::Params;
 
 use super::redirect_uri;
@@ -99,6 +99,9 @@ pub fn parse(params: &Params, client: &Client) -> Result<AuthorizationRequest, R
         None => return Err(reject(ErrorCode::InvalidRequest, "response_type is required")),
         Some(_) => return Err(reject(ErrorCode::UnsupportedResponseType, "only response_type=code is supported")),
     }
+    if client.status == crate::model::ClientStatus::Suspended {
+        return Err(reject(ErrorCode::UnauthorizedClient, "this client is suspended"));
+    }
     if !client.allows_grant(crate::model::GrantType::AuthorizationCode) {
         return Err(reject(ErrorCode::UnauthorizedClient, "this client may not use the authorization code flow"));
     }
@@ -106,7 +109,9 @@ pub fn parse(params: &Params, client: &Client) -> Result<AuthorizationRequest, R
         Some(s) => ScopeSet::parse(s).ok_or_else(|| reject(ErrorCode::InvalidScope, "scope has invalid characters"))?,
         None => return Err(reject(ErrorCode::InvalidScope, "scope is required")),
     };
-    let scope = requested.intersection(&client.scopes);
+    // DESIGN §4 rules 1–2: only enabled scopes, and sensitive ones only once an admin
+    // approved them for a verified client. The token response's `scope` says what was granted.
+    let scope = privacy::grantable(&client.policy(), &requested);
     if scope.is_empty() {
         return Err(reject(ErrorCode::InvalidScope, "none of the requested scopes is available to this client"));
     }
@@ -182,6 +187,9 @@ mod tests {
             redirect_uris: vec!["https://app.example/cb".into()],
             post_logout_redirect_uris: vec![],
             scopes: ScopeSet::parse("openid email profile").unwrap(),
+            approved_scopes: ScopeSet::parse("email profile").unwrap(),
+            status: crate::model::ClientStatus::Verified,
+            public_subject: false,
             grant_types: vec![GrantType::AuthorizationCode],
             signing_alg: SigningAlg::RS256,
             created_at: 0,

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, header};
 use super::token::issue::AccessClaims;
 use crate::crypto::jwt::{self, Expectations};
 use crate::error::BearerError;
-use crate::model::{Client, GrantId};
+use crate::model::{Client, ClientStatus, GrantId};
 use crate::state::AppState;
 use crate::store::StoredGrant;
 use crate::web::params::Params;
@@ -50,6 +50,9 @@ pub async fn validate(app: &AppState, token: &str) -> Result<ValidAccess, Bearer
         return Err(BearerError::invalid_token("the access token was revoked"));
     }
     let client = app.store.client(&claims.client_id).await?.ok_or_else(|| BearerError::invalid_token("the client no longer exists"))?;
+    if client.status == ClientStatus::Suspended {
+        return Err(BearerError::invalid_token("the client is suspended"));
+    }
     let grant = match &claims.gid {
         Some(gid) => {
             let grant = app.store.grant(&GrantId(gid.clone())).await?;

@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use percent_encoding::percent_decode_str;
 
 use crate::crypto::{constant_time_eq, token_hash};
-use crate::error::OAuthError;
-use crate::model::Client;
+use crate::error::{ErrorCode, OAuthError};
+use crate::model::{Client, ClientStatus};
 use crate::state::AppState;
 use crate::web::params::Params;
 
@@ -63,6 +63,10 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap, params: &Params) 
         Presented::Secret { client_id, .. } | Presented::PublicId(client_id) => client_id,
     };
     let client = app.store.client(id).await?.ok_or_else(OAuthError::invalid_client)?;
+    // A suspended client's credentials stop working at once (it still exists, for the audit).
+    if client.status == ClientStatus::Suspended {
+        return Err(OAuthError::new(ErrorCode::InvalidClient, "this client is suspended"));
+    }
     match (&presented, &client.secret_hash) {
         // Secrets are 256-bit random values, so a SHA-256 and a constant-time compare suffice.
         (Presented::Secret { secret, .. }, Some(hash)) if constant_time_eq(&token_hash(secret), hash) => Ok(client),

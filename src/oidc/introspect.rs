@@ -32,7 +32,7 @@ pub async fn post_introspect(State(app): State<AppState>, headers: HeaderMap, bo
                 "token_type": "refresh_token",
                 "scope": refresh.scope,
                 "client_id": client.id.as_str(),
-                "sub": app.subject(&client.id, &refresh.grant.auth.user_id),
+                "sub": app.subject(&client, &refresh.grant.auth.user_id),
                 "exp": refresh.expires_at,
                 "iss": app.issuer(),
             })

@@ -2,7 +2,8 @@
 
 pub mod authorize;
 pub mod authorize_request;
-mod bearer;
+pub(crate) mod bearer;
+pub(crate) mod claims;
 mod client_auth;
 mod discovery;
 mod end_session;

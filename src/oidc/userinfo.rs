@@ -5,11 +5,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::bearer;
 use crate::error::{BearerError, no_store};
-use crate::privacy::{self, ScopeSet};
+use crate::privacy::ScopeSet;
 use crate::state::AppState;
 use crate::web::params::Params;
 
@@ -42,7 +41,6 @@ async fn userinfo(app: &AppState, token: &str) -> Result<Response, BearerError> 
         return Err(BearerError::insufficient_scope("the openid scope is required"));
     }
     let user = app.store.user(&grant.auth.user_id).await?.ok_or_else(|| BearerError::invalid_token("the user no longer exists"))?;
-    let mut claims = privacy::release(&user, &scope);
-    claims.insert("sub".into(), json!(app.subject(&access.client.id, &user.id)));
+    let claims = super::claims::released_claims(app, &access.client, &user, &scope, "userinfo").await?;
     Ok((no_store(), Json(claims)).into_response())
 }

@@ -1,8 +1,10 @@
 //! Data-release rules, as pure functions: which scopes exist, what they release,
 //! and which claims a client may receive about a user. No I/O here.
 
+mod policy;
 mod release;
 mod scopes;
 
-pub use release::{Claims, release};
-pub use scopes::{SCOPES, ScopeInfo, ScopeSet, scope_info};
+pub use policy::{ClientPolicy, Link, ReleaseFacts, grantable, release, releasable};
+pub use release::Claims;
+pub use scopes::{SCOPES, ScopeInfo, ScopeSet, is_sensitive, scope_info};

@@ -7,9 +7,9 @@ use crate::privacy::ScopeSet;
 
 pub type Claims = Map<String, Value>;
 
-/// Claims about `user` for a grant of `scope` (already limited to what the client may
-/// receive and the user consented to). `sub` is added by the caller, as it is per client.
-pub fn release(user: &User, scope: &ScopeSet) -> Claims {
+/// Claims about `user` that the scopes in `scope` map to. Callers go through
+/// [`super::release`], which decides the scopes.
+pub(super) fn claims_for(user: &User, scope: &ScopeSet) -> Claims {
     let mut claims = Claims::new();
     if scope.contains("email") {
         claims.insert("email".into(), json!(user.email));
@@ -43,19 +43,19 @@ mod tests {
 
     #[test]
     fn openid_alone_releases_nothing() {
-        assert!(release(&user(), &ScopeSet::parse("openid").unwrap()).is_empty());
+        assert!(claims_for(&user(), &ScopeSet::parse("openid").unwrap()).is_empty());
     }
 
     #[test]
     fn email_scope_releases_email_only() {
-        let claims = release(&user(), &ScopeSet::parse("openid email").unwrap());
+        let claims = claims_for(&user(), &ScopeSet::parse("openid email").unwrap());
         assert_eq!(claims.get("email"), Some(&json!("ada@example.com")));
         assert!(claims.get("name").is_none());
     }
 
     #[test]
     fn similar_scope_names_release_nothing() {
-        let claims = release(&user(), &ScopeSet::parse("openid email_marketing profile2").unwrap());
+        let claims = claims_for(&user(), &ScopeSet::parse("openid email_marketing profile2").unwrap());
         assert!(claims.is_empty());
     }
 }

@@ -9,11 +9,13 @@ pub struct ScopeInfo {
     pub name: &'static str,
     pub claims: &'static [&'static str],
     pub description: &'static str,
+    /// Releases personal data (or long-lived access): needs an admin's approval per client.
+    pub sensitive: bool,
 }
 
 /// OpenID Connect Core §5.4 standard scopes, plus `offline_access` (§11).
 pub const SCOPES: &[ScopeInfo] = &[
-    ScopeInfo { name: "openid", claims: &["sub"], description: "Know that it is you (an identifier unique to this app)" },
+    ScopeInfo { name: "openid", claims: &["sub"], description: "Know that it is you (an identifier unique to this app)", sensitive: false },
     ScopeInfo {
         name: "profile",
         claims: &[
@@ -21,15 +23,21 @@ pub const SCOPES: &[ScopeInfo] = &[
             "profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at",
         ],
         description: "Your name and basic profile",
+        sensitive: true,
     },
-    ScopeInfo { name: "email", claims: &["email", "email_verified"], description: "Your email address" },
-    ScopeInfo { name: "address", claims: &["address"], description: "Your postal address" },
-    ScopeInfo { name: "phone", claims: &["phone_number", "phone_number_verified"], description: "Your phone number" },
-    ScopeInfo { name: "offline_access", claims: &[], description: "Stay connected when you are not using it" },
+    ScopeInfo { name: "email", claims: &["email", "email_verified"], description: "Your email address", sensitive: true },
+    ScopeInfo { name: "address", claims: &["address"], description: "Your postal address", sensitive: true },
+    ScopeInfo { name: "phone", claims: &["phone_number", "phone_number_verified"], description: "Your phone number", sensitive: true },
+    ScopeInfo { name: "offline_access", claims: &[], description: "Stay connected when you are not using it", sensitive: true },
 ];
 
 pub fn scope_info(name: &str) -> Option<&'static ScopeInfo> {
     SCOPES.iter().find(|s| s.name == name)
+}
+
+/// Whether a scope needs an admin's approval. Scopes we do not know are treated as sensitive.
+pub fn is_sensitive(name: &str) -> bool {
+    scope_info(name).is_none_or(|s| s.sensitive)
 }
 
 /// A set of scope tokens (RFC 6749 §3.3: space-delimited, case-sensitive, order irrelevant).

@@ -2,7 +2,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Result, Store, StoreError, join, on_conflict, split};
-use crate::model::{Client, ClientId, GrantType, SigningAlg};
+use crate::clock::Timestamp;
+use crate::model::{Client, ClientId, ClientStatus, GrantType, ScopeState, SigningAlg};
 use crate::privacy::ScopeSet;
 
 fn client_from_row(row: &AnyRow) -> Result<Client> {
@@ -11,7 +12,12 @@ fn client_from_row(row: &AnyRow) -> Result<Client> {
     let scopes: String = row.try_get("scopes")?;
     let grant_types: String = row.try_get("grant_types")?;
     let alg: String = row.try_get("signing_alg")?;
+    let status: String = row.try_get("status")?;
+    let subject_type: String = row.try_get("subject_type")?;
     Ok(Client {
+        status: ClientStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        public_subject: subject_type == "public",
+        approved_scopes: ScopeSet::default(),
         name: row.try_get("name")?,
         secret_hash: row.try_get("secret_hash")?,
         redirect_uris: split(&row.try_get::<String, _>("redirect_uris")?),
@@ -32,8 +38,8 @@ impl Store {
     pub async fn create_client(&self, client: &Client) -> Result<()> {
         let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at, status, subject_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(client.id.as_str())
         .bind(&client.name)
@@ -44,6 +50,8 @@ impl Store {
         .bind(grants.join(" "))
         .bind(client.signing_alg.as_str())
         .bind(client.created_at)
+        .bind(client.status.as_str())
+        .bind(if client.public_subject { "public" } else { "pairwise" })
         .execute(&self.pool)
         .await
         .map_err(on_conflict)?;
@@ -52,13 +60,67 @@ impl Store {
 
     pub async fn client(&self, id: &str) -> Result<Option<Client>> {
         let row = sqlx::query(
-            "SELECT id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at
+            "SELECT id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at, status, subject_type
              FROM clients WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(client_from_row).transpose()
+        let Some(mut client) = row.as_ref().map(client_from_row).transpose()? else { return Ok(None) };
+        let approved = sqlx::query("SELECT scope FROM client_scopes WHERE client_id = $1 AND state = 'approved'")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        let approved: Vec<String> = approved.iter().map(|r| r.try_get("scope")).collect::<std::result::Result<_, _>>()?;
+        client.approved_scopes = ScopeSet::from_iter(approved.iter().map(String::as_str));
+        Ok(Some(client))
+    }
+
+    pub async fn set_client_status(&self, id: &ClientId, status: ClientStatus) -> Result<bool> {
+        let done = sqlx::query("UPDATE clients SET status = $1 WHERE id = $2")
+            .bind(status.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_client_public_subject(&self, id: &ClientId, public: bool) -> Result<bool> {
+        let done = sqlx::query("UPDATE clients SET subject_type = $1 WHERE id = $2")
+            .bind(if public { "public" } else { "pairwise" })
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records an admin's decision (or a request) on one scope of a client.
+    pub async fn set_scope_state(
+        &self,
+        client: &ClientId,
+        scope: &str,
+        state: ScopeState,
+        note: Option<&str>,
+        decided_by: Option<&str>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let decided_at = decided_by.map(|_| now);
+        sqlx::query(
+            "INSERT INTO client_scopes (client_id, scope, state, note, decided_by, decided_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (client_id, scope) DO UPDATE SET state = excluded.state, note = excluded.note,
+                 decided_by = excluded.decided_by, decided_at = excluded.decided_at, updated_at = excluded.updated_at",
+        )
+        .bind(client.as_str())
+        .bind(scope)
+        .bind(state.as_str())
+        .bind(note.map(str::to_string))
+        .bind(decided_by.map(str::to_string))
+        .bind(decided_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn set_client_signing_alg(&self, id: &ClientId, alg: SigningAlg) -> Result<bool> {

@@ -29,17 +29,118 @@ impl Store {
         Ok(())
     }
 
-    /// Records a successful authorization: creates the client-user link the first time.
-    pub async fn touch_link(&self, user: &UserId, client: &ClientId, now: Timestamp) -> Result<()> {
+    /// Records a successful authorization: creates the client-user link the first time,
+    /// and re-activates it after a withdrawal.
+    pub async fn touch_link(&self, user: &UserId, client: &ClientId, sub: &str, scope: &str, now: Timestamp) -> Result<()> {
         sqlx::query(
-            "INSERT INTO client_user_links (user_id, client_id, first_signin_at, last_signin_at) VALUES ($1, $2, $3, $3)
-             ON CONFLICT (user_id, client_id) DO UPDATE SET last_signin_at = excluded.last_signin_at",
+            "INSERT INTO client_user_links (user_id, client_id, first_signin_at, last_signin_at, sub, scope) VALUES ($1, $2, $3, $3, $4, $5)
+             ON CONFLICT (user_id, client_id) DO UPDATE SET last_signin_at = excluded.last_signin_at, sub = excluded.sub,
+                 scope = excluded.scope, withdrawn_at = NULL",
         )
         .bind(user.as_str())
         .bind(client.as_str())
         .bind(now)
+        .bind(sub)
+        .bind(scope)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
+
+    pub async fn link(&self, user: &UserId, client: &ClientId) -> Result<Option<StoredLink>> {
+        let row = sqlx::query(
+            "SELECT user_id, client_id, sub, scope, first_signin_at, last_signin_at, withdrawn_at FROM client_user_links
+             WHERE user_id = $1 AND client_id = $2",
+        )
+        .bind(user.as_str())
+        .bind(client.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(link_from_row).transpose()
+    }
+
+    /// The link a client knows a user by: its `sub` at that client.
+    pub async fn link_by_subject(&self, client: &ClientId, sub: &str) -> Result<Option<StoredLink>> {
+        let row = sqlx::query(
+            "SELECT user_id, client_id, sub, scope, first_signin_at, last_signin_at, withdrawn_at FROM client_user_links
+             WHERE client_id = $1 AND sub = $2",
+        )
+        .bind(client.as_str())
+        .bind(sub)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(link_from_row).transpose()
+    }
+
+    /// The user withdraws an app: consent and link end, and every grant (so every refresh
+    /// and access token) the client holds for the user is revoked, in one transaction.
+    pub async fn withdraw_link(&self, user: &UserId, client: &ClientId, now: Timestamp) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let withdrawn = sqlx::query(
+            "UPDATE client_user_links SET withdrawn_at = $3 WHERE user_id = $1 AND client_id = $2 AND withdrawn_at IS NULL",
+        )
+        .bind(user.as_str())
+        .bind(client.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user.as_str())
+            .bind(client.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1 AND client_id = $2)",
+        )
+        .bind(user.as_str())
+        .bind(client.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE grants SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL")
+            .bind(user.as_str())
+            .bind(client.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(withdrawn)
+    }
+
+    /// The apps holding a link to the user, newest sign-in first (withdrawn ones included).
+    pub async fn links_of_user(&self, user: &UserId) -> Result<Vec<StoredLink>> {
+        let rows = sqlx::query(
+            "SELECT user_id, client_id, sub, scope, first_signin_at, last_signin_at, withdrawn_at FROM client_user_links
+             WHERE user_id = $1 ORDER BY last_signin_at DESC",
+        )
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(link_from_row).collect()
+    }
+}
+
+/// A client-user link as stored.
+#[derive(Clone, Debug)]
+pub struct StoredLink {
+    pub user_id: UserId,
+    pub client_id: ClientId,
+    pub sub: Option<String>,
+    pub scope: String,
+    pub first_signin_at: Timestamp,
+    pub last_signin_at: Timestamp,
+    pub withdrawn_at: Option<Timestamp>,
+}
+
+fn link_from_row(row: &sqlx::any::AnyRow) -> Result<StoredLink> {
+    Ok(StoredLink {
+        user_id: UserId(row.try_get("user_id")?),
+        client_id: ClientId(row.try_get("client_id")?),
+        sub: row.try_get("sub")?,
+        scope: row.try_get("scope")?,
+        first_signin_at: row.try_get("first_signin_at")?,
+        last_signin_at: row.try_get("last_signin_at")?,
+        withdrawn_at: row.try_get("withdrawn_at")?,
+    })
 }

@@ -5,6 +5,7 @@ mod auth_requests;
 mod clients;
 mod codes;
 mod consents;
+mod events;
 mod grants;
 mod keys;
 mod sessions;
@@ -18,6 +19,8 @@ use sqlx::{AnyPool, Executor};
 
 pub use auth_requests::StoredAuthRequest;
 pub use codes::{CodeRedemption, NewCode};
+pub use consents::StoredLink;
+pub use events::{AuditEntry, DataAccess};
 pub use grants::{NewGrant, NewRefresh, RefreshOutcome, StoredGrant, StoredRefresh};
 pub use keys::StoredKey;
 pub use sessions::SessionStore;

@@ -99,12 +99,13 @@ impl TestApp {
             scopes: vec![],
             grant_types: vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()],
             signing_alg: None,
+            verified: true,
         };
         adjust(&mut spec);
         if spec.public {
             spec.grant_types.retain(|g| g != "client_credentials");
         }
-        admin::create_client(&self.state.store, spec, self.clock.now()).await.unwrap()
+        admin::create_client(&self.state.store, spec, &admin::Actor::cli(), self.clock.now()).await.unwrap()
     }
 
     pub fn browser(&self) -> Browser {

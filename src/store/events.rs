@@ -1,0 +1,98 @@
+//! Append-only logs: the admin audit log and the data-access events users see.
+
+use sqlx::Row;
+
+use super::{Result, Store};
+use crate::clock::Timestamp;
+use crate::model::{ClientId, UserId};
+
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    /// Who acted: `user:<id>` for an admin in the web UI, `cli` for the operator's command line.
+    pub actor: String,
+    pub ip: Option<String>,
+    pub action: String,
+    pub target: String,
+    /// What changed, as JSON.
+    pub details: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct DataAccess {
+    pub at: Timestamp,
+    pub user_id: UserId,
+    pub client_id: ClientId,
+    pub endpoint: String,
+    /// The claims released, space-separated.
+    pub claims: String,
+}
+
+impl Store {
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        sqlx::query("INSERT INTO audit_log (id, at, actor, ip, action, target, details) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(entry.at)
+            .bind(&entry.actor)
+            .bind(entry.ip.clone())
+            .bind(&entry.action)
+            .bind(&entry.target)
+            .bind(&entry.details)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn audit_entries(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query("SELECT at, actor, ip, action, target, details FROM audit_log ORDER BY at DESC, id LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    ip: r.try_get("ip")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    details: r.try_get("details")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn record_data_access(&self, event: &DataAccess) -> Result<()> {
+        sqlx::query("INSERT INTO data_access_events (id, at, user_id, client_id, endpoint, claims) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(event.at)
+            .bind(event.user_id.as_str())
+            .bind(event.client_id.as_str())
+            .bind(&event.endpoint)
+            .bind(&event.claims)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn data_access_of_user(&self, user: &UserId, limit: i64) -> Result<Vec<DataAccess>> {
+        let rows = sqlx::query(
+            "SELECT at, user_id, client_id, endpoint, claims FROM data_access_events WHERE user_id = $1 ORDER BY at DESC, id LIMIT $2",
+        )
+        .bind(user.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DataAccess {
+                    at: r.try_get("at")?,
+                    user_id: UserId(r.try_get("user_id")?),
+                    client_id: ClientId(r.try_get("client_id")?),
+                    endpoint: r.try_get("endpoint")?,
+                    claims: r.try_get("claims")?,
+                })
+            })
+            .collect()
+    }
+}
