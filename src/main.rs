@@ -98,6 +98,13 @@ enum ClientCommand {
     },
     /// Suspend a client: no sign-ins, its tokens stop working at once.
     Suspend { client_id: String },
+    /// Set the subject type: `pairwise` (default; a different `sub` per client) or `public`
+    /// (one `sub` per user across clients, so clients can correlate users).
+    SubjectType {
+        client_id: String,
+        #[arg(value_parser = ["pairwise", "public"])]
+        subject_type: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -216,6 +223,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = migrated_store(&config).await?;
             admin::suspend_client(&store, &client_id, &Actor::cli(), clock.now()).await?;
             println!("{}", json!({"client_id": client_id, "status": "suspended"}));
+            Ok(())
+        }
+        Command::Client(ClientCommand::SubjectType { client_id, subject_type }) => {
+            let store = migrated_store(&config).await?;
+            admin::set_subject_type(&store, &client_id, subject_type == "public", &Actor::cli(), clock.now()).await?;
+            println!("{}", json!({"client_id": client_id, "subject_type": subject_type}));
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate { alg }) => {

@@ -186,6 +186,15 @@ pub async fn reject_scope(store: &Store, client_id: &str, scope: &str, note: &st
     audit(store, actor, "client.scope.reject", client.id.as_str(), serde_json::json!({"scope": scope, "note": note}), now).await
 }
 
+/// Sets public or pairwise subjects for a client. Only admins may: public subjects let
+/// clients correlate users.
+pub async fn set_subject_type(store: &Store, client_id: &str, public: bool, actor: &Actor, now: Timestamp) -> Result<(), AdminError> {
+    let client = existing_client(store, client_id).await?;
+    store.set_client_public_subject(&client.id, public).await?;
+    let details = serde_json::json!({"subject_type": if public { "public" } else { "pairwise" }});
+    audit(store, actor, "client.subject_type", client.id.as_str(), details, now).await
+}
+
 /// Suspends a client: it cannot sign anyone in, and its tokens stop working at once.
 pub async fn suspend_client(store: &Store, client_id: &str, actor: &Actor, now: Timestamp) -> Result<(), AdminError> {
     let client = existing_client(store, client_id).await?;

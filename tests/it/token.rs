@@ -5,6 +5,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::support::*;
+use sluis::clock::Clock;
 
 const EMAIL: &str = "ada@example.com";
 
@@ -548,6 +549,26 @@ async fn subjects_are_pairwise_per_client() {
     let sub_a_again = jwt_claims(str_of(&app.exchange(&a, &a_secret, &code, &verifier).await, "id_token"))["sub"].clone();
     assert_ne!(sub_a, sub_b, "two clients can correlate the user");
     assert_eq!(sub_a, sub_a_again, "sub is not stable");
+}
+
+#[tokio::test]
+async fn an_admin_can_set_public_subjects_for_a_client() {
+    let app = TestApp::start().await;
+    app.user(EMAIL).await;
+    let (a, a_secret) = app.client().await;
+    let (b, b_secret) = app.client().await;
+    for client in [&a, &b] {
+        sluis::admin::set_subject_type(&app.state.store, client.id.as_str(), true, &sluis::admin::Actor::cli(), app.clock.now()).await.unwrap();
+    }
+    let a = app.state.store.client(a.id.as_str()).await.unwrap().unwrap();
+    let b = app.state.store.client(b.id.as_str()).await.unwrap().unwrap();
+    let (code, verifier) = app.code_for(&a, EMAIL, "openid").await;
+    let sub_a = jwt_claims(str_of(&app.exchange(&a, &a_secret, &code, &verifier).await, "id_token"))["sub"].clone();
+    let (code, verifier) = app.code_for(&b, EMAIL, "openid").await;
+    let sub_b = jwt_claims(str_of(&app.exchange(&b, &b_secret, &code, &verifier).await, "id_token"))["sub"].clone();
+    assert_eq!(sub_a, sub_b, "public subjects are the same at every client");
+    let audit = app.state.store.audit_entries(10).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "client.subject_type" && e.target == a.id.as_str()), "{audit:?}");
 }
 
 #[tokio::test]
