@@ -52,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .merge(login::router())
         .merge(account::router())
         .merge(api::router())
+        .merge(admin::router(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/static/sluis.css", get(|| async { static_file("text/css", include_str!("../static/sluis.css")) }))

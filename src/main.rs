@@ -257,7 +257,8 @@ async fn serve(config: Config, clock: std::sync::Arc<dyn Clock>) -> anyhow::Resu
     sluis::spawn_maintenance(state.clone());
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(issuer = state.issuer(), "listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, sluis::app(state)).with_graceful_shutdown(shutdown()).await?;
+    let service = sluis::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }
 

@@ -1,4 +1,25 @@
-//! Administration: operations on users and clients, used by the CLI (and later the admin pages).
+//! Administration: operations on users and clients, used by the CLI and the admin pages.
+
+mod grants;
+pub mod guard;
+mod pages;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+/// The admin pages, all behind [`guard::require_admin`].
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(pages::get_admin_home))
+        .route("/admin/clients", get(pages::get_clients))
+        .route("/admin/clients/{id}", get(pages::get_client).post(pages::post_client))
+        .route("/admin/audit", get(pages::get_audit))
+        .route("/admin/grants", get(grants::get_grants))
+        .route("/api/admin/grants", get(grants::get_grants_json))
+        .route_layer(axum::middleware::from_fn_with_state(state, guard::require_admin))
+}
 
 use crate::clock::Timestamp;
 use crate::crypto::password::PasswordHasher;

@@ -66,7 +66,10 @@ async fn decide(app: &AppState, session: &Session, body: &[u8]) -> Result<Respon
     match form.get("decision") {
         Some("allow") => {
             let client = ClientId(request.client_id.clone());
-            app.store.put_consent(&auth.user_id, &client, &request.scope, app.now()).await?;
+            // Consent accumulates: what was granted earlier stays granted until withdrawn.
+            let earlier = app.store.consent(&auth.user_id, &client).await?.and_then(|s| ScopeSet::parse(&s)).unwrap_or_default();
+            let scope = earlier.union(&ScopeSet::parse(&request.scope).unwrap_or_default());
+            app.store.put_consent(&auth.user_id, &client, &scope, app.now()).await?;
             request.consent_given = true;
             let payload = serde_json::to_string(&request).map_err(|e| PageError::internal(&e))?;
             app.store.update_auth_request(request_id, &payload).await?;

@@ -148,6 +148,28 @@ mod tests {
         assert_eq!(grantable(&policy, &set("openid email profile phone")), set("openid email profile"));
     }
 
+    /// Gaps the matrix (one scope, token scope = that scope) leaves: several scopes at once,
+    /// a token narrower or wider than the consent, and an approval for a scope no longer enabled.
+    #[test]
+    fn token_scope_consent_and_enabled_scopes_each_bound_the_release() {
+        let enabled = set("openid email profile");
+        let approved = set("email phone");
+        let policy = ClientPolicy { status: ClientStatus::Verified, enabled: &enabled, approved: &approved };
+        let facts = |token_scope, consent| ReleaseFacts { policy, token_scope, consent, link: Link::Active };
+        let all = set("openid email profile phone");
+        let openid = set("openid");
+        // profile is not approved, phone is approved but not enabled.
+        assert_eq!(releasable(&facts(&all, Some(&all))), set("email openid"));
+        // The token bounds the release even where the consent is wider...
+        assert_eq!(releasable(&facts(&openid, Some(&all))), set("openid"));
+        // ...and the consent where the token is wider.
+        assert_eq!(releasable(&facts(&all, Some(&openid))), set("openid"));
+        let claims = release(&user(), &facts(&all, Some(&all)));
+        let mut names: Vec<&str> = claims.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["email", "email_verified"]);
+    }
+
     #[test]
     fn scopes_match_whole_tokens_only() {
         let enabled = set("openid email");

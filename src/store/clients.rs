@@ -6,6 +6,19 @@ use crate::clock::Timestamp;
 use crate::model::{Client, ClientId, ClientStatus, GrantType, ScopeState, SigningAlg};
 use crate::privacy::ScopeSet;
 
+/// An admin's decision (or a pending request) on one scope of a client.
+#[derive(Clone, Debug)]
+pub struct ScopeDecision {
+    pub scope: String,
+    pub state: ScopeState,
+    /// Why the client owner wants it.
+    pub purpose: Option<String>,
+    /// The admin's note (why it was rejected).
+    pub note: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+}
+
 fn client_from_row(row: &AnyRow) -> Result<Client> {
     let id: String = row.try_get("id")?;
     let corrupt = |what: &str| StoreError::Corrupt(format!("client {id}: {what}"));
@@ -74,6 +87,43 @@ impl Store {
         let approved: Vec<String> = approved.iter().map(|r| r.try_get("scope")).collect::<std::result::Result<_, _>>()?;
         client.approved_scopes = ScopeSet::from_iter(approved.iter().map(String::as_str));
         Ok(Some(client))
+    }
+
+    /// Clients, newest first, optionally only those in one status.
+    pub async fn list_clients(&self, status: Option<ClientStatus>, limit: i64, offset: i64) -> Result<Vec<Client>> {
+        let rows = sqlx::query(
+            "SELECT id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at, status, subject_type
+             FROM clients WHERE ($1 = '' OR status = $1) ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
+        )
+        .bind(status.map_or("", ClientStatus::as_str))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    /// The verification state of every scope of a client that has one (no row: `requested`).
+    pub async fn scope_decisions(&self, client: &ClientId) -> Result<Vec<ScopeDecision>> {
+        let rows = sqlx::query(
+            "SELECT scope, state, purpose, note, decided_by, decided_at FROM client_scopes WHERE client_id = $1 ORDER BY scope",
+        )
+        .bind(client.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok(ScopeDecision {
+                    scope: r.try_get("scope")?,
+                    state: ScopeState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("scope state {state:?}")))?,
+                    purpose: r.try_get("purpose")?,
+                    note: r.try_get("note")?,
+                    decided_by: r.try_get("decided_by")?,
+                    decided_at: r.try_get("decided_at")?,
+                })
+            })
+            .collect()
     }
 
     pub async fn set_client_status(&self, id: &ClientId, status: ClientStatus) -> Result<bool> {

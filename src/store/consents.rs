@@ -3,6 +3,7 @@ use sqlx::Row;
 use super::{Result, Store};
 use crate::clock::Timestamp;
 use crate::model::{ClientId, UserId};
+use crate::privacy::ScopeSet;
 
 impl Store {
     /// The scopes the user consented to for this client, as stored.
@@ -15,17 +16,42 @@ impl Store {
         Ok(row.map(|r| r.try_get("scope")).transpose()?)
     }
 
-    pub async fn put_consent(&self, user: &UserId, client: &ClientId, scope: &str, now: Timestamp) -> Result<()> {
+    /// Every consent the user holds, as (client, scope as stored).
+    pub async fn consents_of_user(&self, user: &UserId) -> Result<Vec<(ClientId, String)>> {
+        let rows = sqlx::query("SELECT client_id, scope FROM consents WHERE user_id = $1")
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((ClientId(r.try_get("client_id")?), r.try_get("scope")?))).collect()
+    }
+
+    /// Stores the user's consent to `scope` for the client, and one `granted_scopes` row per
+    /// scope (earlier grants keep their time).
+    pub async fn put_consent(&self, user: &UserId, client: &ClientId, scope: &ScopeSet, now: Timestamp) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
         )
         .bind(user.as_str())
         .bind(client.as_str())
-        .bind(scope)
+        .bind(scope.to_string())
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        for name in scope.iter() {
+            sqlx::query(
+                "INSERT INTO granted_scopes (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, client_id, scope) DO NOTHING",
+            )
+            .bind(user.as_str())
+            .bind(client.as_str())
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -72,8 +98,9 @@ impl Store {
         row.as_ref().map(link_from_row).transpose()
     }
 
-    /// The user withdraws an app: consent and link end, and every grant (so every refresh
-    /// and access token) the client holds for the user is revoked, in one transaction.
+    /// The user withdraws an app: consent and link end, unredeemed codes are dropped, and every
+    /// grant (so every refresh and access token) the client holds for the user is revoked, in
+    /// one transaction.
     pub async fn withdraw_link(&self, user: &UserId, client: &ClientId, now: Timestamp) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let withdrawn = sqlx::query(
@@ -86,7 +113,15 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+        for table in ["consents", "granted_scopes"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE user_id = $1 AND client_id = $2")))
+                .bind(user.as_str())
+                .bind(client.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        // A code issued before the withdrawal must not be redeemed after it.
+        sqlx::query("DELETE FROM authorization_codes WHERE user_id = $1 AND client_id = $2 AND used_at IS NULL")
             .bind(user.as_str())
             .bind(client.as_str())
             .execute(&mut *tx)

@@ -1,6 +1,8 @@
-//! Web glue: templates, CSRF, security headers, strict parameter parsing.
+//! Web glue: templates, CSRF, flash messages, security headers, strict parameter parsing.
 
+pub mod client_ip;
 pub mod csrf;
+pub mod flash;
 pub mod params;
 pub mod templates;
 
@@ -69,6 +71,12 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         }
     }
     response
+}
+
+/// A timestamp as people read it: `2026-11-23 14:02 UTC`.
+pub fn format_time(at: crate::clock::Timestamp) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(at) else { return at.to_string() };
+    format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
 }
 
 /// A 303 redirect (RFC 9700 §4.11: never 307 after a form post with credentials).

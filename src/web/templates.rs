@@ -1,6 +1,10 @@
 //! Page templates (askama, compiled in; HTML-escaped by default).
 
 use askama::Template;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::clock::Timestamp;
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -60,4 +64,79 @@ pub struct AccountPage<'a> {
     pub csrf_token: &'a str,
     pub email: &'a str,
     pub name: Option<&'a str>,
+}
+
+/// A time as people read it, in UTC to the minute: `2026-11-23 14:02 UTC`.
+pub fn utc_minute(at: Timestamp) -> String {
+    let format = format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    OffsetDateTime::from_unix_timestamp(at).ok().and_then(|t| t.format(format).ok()).unwrap_or_else(|| at.to_string())
+}
+
+/// A time for `<time datetime>` (HTML's global date and time string, RFC 3339 in UTC).
+pub fn utc_machine(at: Timestamp) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    OffsetDateTime::from_unix_timestamp(at).ok().and_then(|t| t.format(format).ok()).unwrap_or_default()
+}
+
+/// An app that may receive the user's data now.
+pub struct ConnectedAppLine {
+    pub client_id: String,
+    pub name: String,
+    /// Plain-words descriptions of what it may receive (catalogue wording).
+    pub receives: Vec<String>,
+    /// Why it receives less than it was granted (a suspended client), if so.
+    pub note: Option<&'static str>,
+    pub since: String,
+    pub since_iso: String,
+    pub last_signin: String,
+    pub last_signin_iso: String,
+}
+
+/// An app the user withdrew.
+pub struct WithdrawnAppLine {
+    pub client_id: String,
+    pub name: String,
+    pub withdrawn: String,
+    pub withdrawn_iso: String,
+}
+
+#[derive(Template)]
+#[template(path = "account_apps.html")]
+pub struct AppsPage<'a> {
+    pub csrf_token: &'a str,
+    /// A confirmation from the previous action (a withdrawal).
+    pub notice: Option<&'a str>,
+    pub active: Vec<ConnectedAppLine>,
+    pub withdrawn: Vec<WithdrawnAppLine>,
+}
+
+/// One release of data about the user, in a sentence.
+pub struct ActivityLine {
+    pub app_name: String,
+    /// What it did, e.g. "read your email address".
+    pub summary: String,
+    pub when: String,
+    pub when_iso: String,
+    /// Through which door, e.g. "userinfo".
+    pub channel: String,
+}
+
+#[derive(Template)]
+#[template(path = "account_activity.html")]
+pub struct ActivityPage {
+    pub events: Vec<ActivityLine>,
+    /// Set when the list was cut at this many events.
+    pub truncated_at: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc() {
+        // 2026-11-23 14:02:30 UTC
+        assert_eq!(utc_minute(1_795_442_550), "2026-11-23 14:02 UTC");
+        assert_eq!(utc_machine(1_795_442_550), "2026-11-23T14:02:30Z");
+    }
 }

@@ -304,3 +304,52 @@ async fn chromium_form_post_response_mode_posts_the_code_to_the_client() {
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 }
 
+
+#[tokio::test]
+async fn chromium_withdraws_an_app_and_reads_the_data_access_log() {
+    let app = TestApp::start().await;
+    app.user("ada@example.com").await;
+    let (client, secret) = app.client().await;
+    let (verifier, challenge) = pkce();
+    let chromium = Chromium::start().await;
+
+    // Sign in through the client and consent; the client redeems the code and calls userinfo.
+    chromium.client().goto(&app.authorize_url(&client, "openid email", &challenge, &[])).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/consent")).await;
+    chromium.find("button[name=decision][value=allow]").await.click().await.unwrap();
+    let callback = chromium.wait_for_url(REDIRECT_URI).await;
+    let code = query_param(&callback, "code").expect("code in the callback");
+    let tokens = app.exchange(&client, &secret, &code, &verifier).await;
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let userinfo = app.http().get(app.url("/userinfo")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(userinfo.status(), 200);
+    let read_at = sluis::web::templates::utc_minute(sluis::clock::Clock::now(&app.clock));
+
+    // From the account page to the connected apps, which lists the client and what it gets.
+    chromium.client().goto(&app.url("/account")).await.unwrap();
+    chromium.find("main a[href='/account/apps']").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/account/apps")).await;
+    let entry = format!("li.app[data-client='{}']", client.id);
+    assert_eq!(chromium.find(&format!("{entry} h2")).await.text().await.unwrap(), "Example Shop");
+    let receives = chromium.find(&format!("{entry} ul.scopes")).await.text().await.unwrap();
+    assert!(receives.contains("Your email address"), "{receives}");
+
+    // Withdraw: a confirmation, and the app listed as withdrawn.
+    chromium.find(&format!("{entry} button[type=submit]")).await.click().await.unwrap();
+    let notice = chromium.find("[role=status]").await.text().await.unwrap();
+    assert!(notice.starts_with("Example Shop was withdrawn"), "{notice}");
+    let withdrawn = chromium.find(&format!("li.app.withdrawn[data-client='{}']", client.id)).await.text().await.unwrap();
+    assert!(withdrawn.contains("Example Shop") && withdrawn.contains("withdrawn"), "{withdrawn}");
+    assert!(chromium.client().find_all(Locator::Css("form[action='/account/apps/withdraw']")).await.unwrap().is_empty());
+    let refused = app.http().get(app.url("/userinfo")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "the access token was revoked with the withdrawal");
+
+    // The data-access log, reached from the apps page, says what the client read, in plain words.
+    chromium.find("nav a[href='/account/activity']").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/account/activity")).await;
+    let line = chromium.find("ul.activity li").await.text().await.unwrap();
+    assert_eq!(line, format!("Example Shop read your email address on {read_at} (userinfo)"));
+    chromium.close().await;
+}

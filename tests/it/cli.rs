@@ -279,3 +279,83 @@ async fn keys_rotate_adds_a_key_that_is_served_next_to_the_old_one() {
     assert_eq!(header["kid"], new_kid.as_str(), "signed with the rotated key");
     assert!(!sluis.server_log().contains(PASSWORD), "the server log contains the user's password");
 }
+
+#[tokio::test]
+async fn client_verify_refuses_unknown_clients_and_scopes_not_enabled() {
+    let sluis = ServedSluis::prepare().await;
+    let client = sluis.create_client(&["--unverified", "--scope", "openid", "--scope", "email"]);
+    assert_eq!(client["status"], "unverified", "{client}");
+    let id = client["client_id"].as_str().unwrap();
+
+    let output = sluis.run(&["client", "verify", "no-such-client", "--scope", "email"], None);
+    let line = one_line_failure(&output, "verify an unknown client");
+    assert!(line.contains("no-such-client"), "the reason names the client: {line}");
+    assert!(stdout(&output).is_empty(), "nothing on stdout for a failure");
+
+    let output = sluis.run(&["client", "verify", id, "--scope", "phone"], None);
+    let line = one_line_failure(&output, "verify a scope not enabled");
+    assert!(line.contains("phone") && line.contains("not enabled"), "{line}");
+    // A scope given together with a good one: nothing is approved, the client stays unverified.
+    let output = sluis.run(&["client", "verify", id, "--scope", "email", "--scope", "phone"], None);
+    one_line_failure(&output, "verify a good and a bad scope");
+    let output = sluis.run(&["client", "verify", id, "--scope"], None);
+    one_line_failure(&output, "verify --scope without a value");
+
+    let verified = single_json(&sluis.run_ok(&["client", "verify", id, "--scope", "email"], None));
+    assert_eq!(verified["client_id"], id);
+    assert_eq!(verified["status"], "verified");
+    assert_eq!(verified["approved"], "email", "exactly the approved scope, nothing from the failed attempts: {verified}");
+}
+
+#[tokio::test]
+async fn client_reject_needs_a_note() {
+    let sluis = ServedSluis::prepare().await;
+    let client = sluis.create_client(&["--unverified"]);
+    let id = client["client_id"].as_str().unwrap();
+
+    let output = sluis.run(&["client", "reject", id, "--scope", "email"], None);
+    let line = one_line_failure(&output, "reject without --note");
+    assert!(line.contains("--note"), "the reason names the missing flag: {line}");
+
+    let output = sluis.run(&["client", "reject", "no-such-client", "--scope", "email", "--note", "why"], None);
+    let line = one_line_failure(&output, "reject for an unknown client");
+    assert!(line.contains("no-such-client"), "{line}");
+    let output = sluis.run(&["client", "reject", id, "--scope", "phone", "--note", "why"], None);
+    let line = one_line_failure(&output, "reject a scope not enabled");
+    assert!(line.contains("phone"), "{line}");
+
+    let rejected = single_json(&sluis.run_ok(&["client", "reject", id, "--scope", "email", "--note", "no purpose given"], None));
+    assert_eq!(rejected["client_id"], id);
+    assert_eq!(rejected["rejected"], "email");
+}
+
+#[tokio::test]
+async fn client_suspend_makes_the_served_server_refuse_the_client() {
+    let sluis = ServedSluis::start().await;
+    let client = sluis.create_client(&["--grant-type", "client_credentials"]);
+    let id = client["client_id"].as_str().unwrap();
+    let secret = client["client_secret"].as_str().unwrap();
+    let token_request = || async {
+        reqwest::Client::new()
+            .post(sluis.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(token_request().await.status(), 200, "before suspension");
+
+    let output = sluis.run(&["client", "suspend", "no-such-client"], None);
+    let line = one_line_failure(&output, "suspend an unknown client");
+    assert!(line.contains("no-such-client"), "{line}");
+
+    // The CLI writes to the database the running server reads: no restart needed.
+    let suspended = single_json(&sluis.run_ok(&["client", "suspend", id], None));
+    assert_eq!(suspended["client_id"], id);
+    assert_eq!(suspended["status"], "suspended");
+    let response = token_request().await;
+    assert_eq!(response.status(), 401, "a suspended client's token request");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client", "{body}");
+}

@@ -67,7 +67,8 @@ impl TestApp {
         let clock = FixedClock::new(SystemClock.now());
         let state = sluis::build_state(config, Arc::new(clock.clone())).await.expect("state");
         let app = sluis::app(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
         Self { base, state, clock, dir }
     }
 

@@ -7,6 +7,7 @@ use crate::clock::Timestamp;
 use crate::crypto::{b64url, jwt, random_id};
 use crate::error::OAuthError;
 use crate::model::{Authentication, Client, GrantId, SigningAlg, User};
+use crate::privacy::{self, ScopeSet};
 use crate::state::AppState;
 
 /// Claims of our access tokens. `gid` ties a user token to its grant, so revoking the
@@ -109,6 +110,12 @@ pub fn user_tokens(
     nonce: Option<&str>,
     refresh_token: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
+    // DESIGN §4 rules 1–2, applied again at issuance: a scope an admin rejected (or that is
+    // no longer enabled) since the code or refresh token was issued is not granted any more,
+    // and the response says so (RFC 6749 §3.3).
+    let granted = ScopeSet::parse(grant.scope).unwrap_or_default();
+    let scope = privacy::grantable(&client.policy(), &granted).to_string();
+    let grant = &UserGrant { scope: &scope, ..*grant };
     let subject = app.subject(&client, &grant.user.id);
     let access = access_token(app, client, &subject, Some(grant), grant.scope)?;
     let openid = grant.scope.split(' ').any(|s| s == "openid");

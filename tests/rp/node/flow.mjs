@@ -16,9 +16,16 @@
 //   RP_POST_LOGOUT_REDIRECT_URI
 //   RP_USER_EMAIL
 //   RP_USER_PASSWORD
+//   RP_SCOPE                     optional, default "openid email profile"
+//   RP_EXPECT_EMAIL              optional: "present" (default) = userinfo must
+//                                carry the user's email; "absent" = neither the
+//                                ID token nor userinfo may carry an email claim
+//                                (the release rule withheld it)
 //
-// Output: one JSON line {"ok":true,"sub":...} on stdout and exit 0, or a
-// message on stderr, {"ok":false,"error":...} on stdout and exit 1.
+// Output: one JSON line {"ok":true,"sub":...,"scope":...,"consent_shown":...}
+// on stdout and exit 0 (scope: what the token response granted; consent_shown:
+// whether the consent page was shown during the first login), or a message on
+// stderr, {"ok":false,"error":...} on stdout and exit 1.
 
 import * as client from 'openid-client';
 import { createHash } from 'node:crypto';
@@ -69,7 +76,14 @@ function readEnv() {
     }
     env[name] = value;
   }
+  const expectEmail = process.env.RP_EXPECT_EMAIL || 'present';
+  check(
+    expectEmail === 'present' || expectEmail === 'absent',
+    `RP_EXPECT_EMAIL must be "present" or "absent", not ${JSON.stringify(expectEmail)}`,
+  );
   return {
+    scope: process.env.RP_SCOPE || 'openid email profile',
+    expectEmail,
     issuer: new URL(env.RP_ISSUER),
     clientId: env.RP_CLIENT_ID,
     clientSecret: env.RP_CLIENT_SECRET,
@@ -283,8 +297,9 @@ class Browser {
 }
 
 // onPage handler that acts like a user who logs in and consents. Seeing the
-// login form a second time means the credentials were rejected.
-function userSubmittingForms(credentials) {
+// login form a second time means the credentials were rejected. If `seen` is
+// given, `seen.consent` is set once a consent form (decision=allow) is shown.
+function userSubmittingForms(credentials, seen = {}) {
   let loginSubmitted = false;
   return (page) => {
     check(page.form, `page ${page.url.href} has no form: ${pageText(page.html)}`);
@@ -292,6 +307,7 @@ function userSubmittingForms(credentials) {
       check(!loginSubmitted, `login rejected, login form shown again: ${pageText(page.html)}`);
       loginSubmitted = true;
     }
+    if (page.form.buttons.some((b) => b.name === 'decision' && b.value === 'allow')) seen.consent = true;
     return {
       url: page.form.action,
       method: page.form.method,
@@ -339,7 +355,7 @@ async function newAuthorizationRequest(config, env) {
   };
   request.url = client.buildAuthorizationUrl(config, {
     redirect_uri: env.redirectUri,
-    scope: 'openid email profile',
+    scope: env.scope,
     code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
     code_challenge_method: 'S256',
     state: request.state,
@@ -388,9 +404,10 @@ function checkIdToken(config, tokens, request, env) {
 async function login(config, browser, env) {
   begin('login');
   const request = await newAuthorizationRequest(config, env);
+  const seen = { consent: false };
   const result = await browser.navigate(request.url, {
     stopAt: env.redirectUri,
-    onPage: userSubmittingForms(env),
+    onPage: userSubmittingForms(env, seen),
   });
   step(`authorization response: ${result.redirect.href.split('?')[0]}`);
   begin('code exchange');
@@ -403,12 +420,22 @@ async function login(config, browser, env) {
   check(tokens.access_token, 'token response has no access_token');
   check(tokens.refresh_token, 'token response has no refresh_token');
   const claims = checkIdToken(config, tokens, request, env);
-  return { tokens, claims };
+  if (env.expectEmail === 'absent') {
+    check(claims.email === undefined, `ID token: email ${claims.email} released though it must be absent`);
+  }
+  step(`granted scope: ${tokens.scope}; consent page ${seen.consent ? 'shown' : 'not shown'}`);
+  return { tokens, claims, consentShown: seen.consent };
 }
 
 async function checkUserInfo(config, tokens, sub, env) {
   begin('userinfo');
   const userinfo = await client.fetchUserInfo(config, tokens.access_token, sub);
+  if (env.expectEmail === 'absent') {
+    check(userinfo.email === undefined, `userinfo: email ${userinfo.email} released though it must be absent`);
+    check(userinfo.email_verified === undefined, 'userinfo: email_verified released though email must be absent');
+    step('userinfo ok (no email)');
+    return;
+  }
   check(userinfo.email === env.email, `userinfo email ${userinfo.email} != ${env.email}`);
   step('userinfo ok');
 }
@@ -502,13 +529,13 @@ async function main() {
   const config = await discover(env);
   const browser = new Browser(env.issuer.origin);
 
-  const { tokens, claims } = await login(config, browser, env);
+  const { tokens, claims, consentShown } = await login(config, browser, env);
   await checkUserInfo(config, tokens, claims.sub, env);
   await checkIntrospection(config, tokens, claims.sub, env);
   await checkRefreshAndRevocation(config, tokens);
   await logout(config, browser, tokens.id_token, env);
   await checkLoggedOut(config, browser, env);
-  return { ok: true, sub: claims.sub };
+  return { ok: true, sub: claims.sub, scope: tokens.scope ?? null, consent_shown: consentShown };
 }
 
 // A hung server must not hang the test that runs this script.
