@@ -1,8 +1,11 @@
 //! The one admin guard: every `/admin` route sits behind it, so no handler checks roles.
 
+use axum::Json;
 use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use tower_sessions::Session;
 
 use crate::error::PageError;
@@ -18,19 +21,38 @@ pub struct AdminUser {
     pub auth: Authentication,
 }
 
+/// Pages send a person to sign in; the JSON API answers 401/403 with a JSON error.
+fn refuse(api: bool, signed_in: bool) -> Response {
+    match (api, signed_in) {
+        (false, false) => see_other("/login"),
+        (false, true) => PageError::forbidden("This page is for administrators.").into_response(),
+        (true, false) => (StatusCode::UNAUTHORIZED, Json(json!({"error": "unauthenticated", "error_description": "sign in as an administrator"}))).into_response(),
+        (true, true) => (StatusCode::FORBIDDEN, Json(json!({"error": "forbidden", "error_description": "administrators only"}))).into_response(),
+    }
+}
+
 pub async fn require_admin(State(app): State<AppState>, session: Session, mut request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
     let auth = match session::current(&session).await {
         Ok(Some(auth)) => auth,
-        Ok(None) => return see_other("/login"),
+        Ok(None) => return refuse(api, false),
         Err(e) => return e.into_response(),
     };
     let user = match app.store.user(&auth.user_id).await {
         Ok(Some(user)) => user,
-        Ok(None) => return see_other("/login"),
+        Ok(None) => return refuse(api, false),
         Err(e) => return PageError::from(e).into_response(),
     };
     if !user.is_admin {
-        return PageError::forbidden("This page is for administrators.").into_response();
+        return refuse(api, true);
+    }
+    // The JSON API is used with the admin's session cookie: a cross-site form cannot send
+    // `application/json`, and a cross-site script cannot without a CORS preflight we refuse.
+    if api && request.method() != Method::GET {
+        let json = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+        if !json {
+            return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(json!({"error": "invalid_request", "error_description": "send application/json"}))).into_response();
+        }
     }
     request.extensions_mut().insert(AdminUser { user, auth });
     next.run(request).await

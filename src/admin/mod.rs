@@ -1,5 +1,6 @@
 //! Administration: operations on users and clients, used by the CLI and the admin pages.
 
+mod api;
 mod grants;
 pub mod guard;
 mod pages;
@@ -18,6 +19,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/audit", get(pages::get_audit))
         .route("/admin/grants", get(grants::get_grants))
         .route("/api/admin/grants", get(grants::get_grants_json))
+        .route("/api/admin/clients", get(api::get_clients))
+        .route("/api/admin/clients/{id}", get(api::get_client).post(api::post_client))
         .route_layer(axum::middleware::from_fn_with_state(state, guard::require_admin))
 }
 

@@ -198,3 +198,71 @@ async fn grant_review_queries_use_indexes() {
         assert!(!lower.contains("seq scan") && !lower.contains("scan granted_scopes\n") && !lower.ends_with("scan granted_scopes"), "{name}:\n{plan}");
     }
 }
+
+#[tokio::test]
+async fn the_json_admin_api_verifies_rejects_and_suspends() {
+    let app = TestApp::start().await;
+    admin_user(&app).await;
+    app.user("ada@example.com").await;
+    let (client, _) = app.client_with(|s| {
+        s.verified = false;
+        s.scopes = vec!["openid".into(), "email".into(), "phone".into()];
+    })
+    .await;
+    let url = format!("{}/api/admin/clients/{}", app.base, client.id);
+
+    // Anonymous: 401 JSON, not a redirect; a plain user: 403.
+    let anonymous = app.http().get(format!("{}/api/admin/clients", app.base)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.json::<serde_json::Value>().await.unwrap()["error"], "unauthenticated");
+    let ada = signed_in(&app, "ada@example.com").await;
+    assert_eq!(ada.get("/api/admin/clients").await.status(), 403);
+
+    let admin = signed_in(&app, ADMIN).await;
+    let listed: serde_json::Value = admin.get("/api/admin/clients").await.json().await.unwrap();
+    assert!(listed["clients"].as_array().unwrap().iter().any(|c| c["client_id"] == client.id.as_str() && c["status"] == "unverified"));
+
+    // A form post (what a cross-site page could send) is refused.
+    let form = admin.http.post(&url).form(&[("action", "suspend")]).send().await.unwrap();
+    assert_eq!(form.status(), 415);
+
+    let verified: serde_json::Value = admin.http.post(&url).json(&serde_json::json!({"action": "verify", "scopes": ["email"]})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(verified["status"], "verified");
+    let email = verified["scopes"].as_array().unwrap().iter().find(|s| s["scope"] == "email").unwrap().clone();
+    assert_eq!(email["state"], "approved");
+
+    let no_note = admin.http.post(&url).json(&serde_json::json!({"action": "reject", "scope": "phone", "note": " "})).send().await.unwrap();
+    assert_eq!(no_note.status(), 400);
+    let rejected: serde_json::Value = admin
+        .http
+        .post(&url)
+        .json(&serde_json::json!({"action": "reject", "scope": "phone", "note": "not needed"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let phone = rejected["scopes"].as_array().unwrap().iter().find(|s| s["scope"] == "phone").unwrap().clone();
+    assert_eq!((phone["state"].as_str(), phone["note"].as_str()), (Some("rejected"), Some("not needed")));
+
+    let not_enabled = admin.http.post(&url).json(&serde_json::json!({"action": "verify", "scopes": ["address"]})).send().await.unwrap();
+    assert_eq!(not_enabled.status(), 400);
+    let unknown = admin
+        .http
+        .post(format!("{}/api/admin/clients/nope", app.base))
+        .json(&serde_json::json!({"action": "suspend"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let garbage = admin.http.post(&url).header("content-type", "application/json").body("{\"action\":\"explode\"}").send().await.unwrap();
+    assert_eq!(garbage.status(), 400);
+
+    let suspended: serde_json::Value = admin.http.post(&url).json(&serde_json::json!({"action": "suspend"})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(suspended["status"], "suspended");
+    let actions: Vec<String> = app.state.store.audit_entries(20).await.unwrap().into_iter().map(|e| e.action).collect();
+    for action in ["client.verify", "client.scope.reject", "client.suspend"] {
+        assert!(actions.iter().any(|a| a == action), "{action} not audited: {actions:?}");
+    }
+}
