@@ -27,7 +27,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 use crate::clock::Timestamp;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::{random_id, random_token, token_hash};
-use crate::model::{Client, ClientId, ClientStatus, GrantType, ScopeState, SigningAlg, User};
+use crate::model::{Client, ClientId, ClientStatus, GrantType, ScopeState, SigningAlg, User, UserId};
 use crate::oidc::redirect_uri;
 use crate::privacy::{ScopeSet, is_sensitive, scope_info};
 use crate::store::{AuditEntry, NewUser, Store, StoreError};
@@ -86,7 +86,7 @@ impl Actor {
     }
 }
 
-async fn audit(store: &Store, actor: &Actor, action: &str, target: &str, details: serde_json::Value, now: Timestamp) -> Result<(), AdminError> {
+pub(crate) async fn audit(store: &Store, actor: &Actor, action: &str, target: &str, details: serde_json::Value, now: Timestamp) -> Result<(), AdminError> {
     let entry = AuditEntry {
         at: now,
         actor: actor.name.clone(),
@@ -112,16 +112,34 @@ pub struct NewClientSpec {
     pub verified: bool,
 }
 
-/// Registers a client. Returns it with its secret (confidential clients), shown once:
-/// only its hash is stored.
-pub async fn create_client(store: &Store, spec: NewClientSpec, actor: &Actor, now: Timestamp) -> Result<(Client, Option<String>), AdminError> {
-    let name = spec.name.trim();
+/// The checks on what a client's owner may also edit later: the name (returned trimmed)
+/// and every redirect and post-logout redirect URI.
+pub(crate) fn check_client_fields<'a>(name: &'a str, redirect_uris: &[String], post_logout_redirect_uris: &[String]) -> Result<&'a str, AdminError> {
+    let name = name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(AdminError::Invalid("the client name must have 1 to 200 characters".into()));
     }
-    for uri in spec.redirect_uris.iter().chain(&spec.post_logout_redirect_uris) {
+    for uri in redirect_uris.iter().chain(post_logout_redirect_uris) {
         redirect_uri::check_registration(uri).map_err(AdminError::Invalid)?;
     }
+    Ok(name)
+}
+
+/// Registers a client. Returns it with its secret (confidential clients), shown once:
+/// only its hash is stored (as the client's first secret, labelled `initial`).
+pub async fn create_client(store: &Store, spec: NewClientSpec, actor: &Actor, now: Timestamp) -> Result<(Client, Option<String>), AdminError> {
+    create_owned_client(store, spec, None, actor, now).await
+}
+
+/// [`create_client`] for a client that `owner` registers and manages themselves.
+pub async fn create_owned_client(
+    store: &Store,
+    spec: NewClientSpec,
+    owner: Option<&UserId>,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<(Client, Option<String>), AdminError> {
+    let name = check_client_fields(&spec.name, &spec.redirect_uris, &spec.post_logout_redirect_uris)?;
     let scopes = if spec.scopes.is_empty() {
         ScopeSet::parse("openid profile email offline_access").unwrap_or_default()
     } else {
@@ -166,7 +184,7 @@ pub async fn create_client(store: &Store, spec: NewClientSpec, actor: &Actor, no
         signing_alg,
         created_at: now,
     };
-    store.create_client(&client).await?;
+    store.create_owned_client(&client, owner).await?;
     let state = if spec.verified { ScopeState::Approved } else { ScopeState::Requested };
     let decided_by = spec.verified.then_some(actor.name.as_str());
     for scope in sensitive.iter() {
@@ -174,7 +192,7 @@ pub async fn create_client(store: &Store, spec: NewClientSpec, actor: &Actor, no
     }
     let details = serde_json::json!({
         "name": client.name, "status": client.status.as_str(), "scope": client.scopes.to_string(),
-        "redirect_uris": client.redirect_uris,
+        "redirect_uris": client.redirect_uris, "owner": owner,
     });
     audit(store, actor, "client.create", client.id.as_str(), details, now).await?;
     Ok((client, secret))
@@ -196,7 +214,9 @@ pub async fn verify_client(store: &Store, client_id: &str, scopes: &[String], ac
         store.set_scope_state(&client.id, scope, ScopeState::Approved, None, Some(&actor.name), now).await?;
     }
     store.set_client_status(&client.id, ClientStatus::Verified).await?;
-    audit(store, actor, "client.verify", client.id.as_str(), serde_json::json!({"approved": scopes}), now).await?;
+    // Verifying a suspended client reinstates it; the audit says from what.
+    let details = serde_json::json!({"approved": scopes, "previous": client.status.as_str()});
+    audit(store, actor, "client.verify", client.id.as_str(), details, now).await?;
     existing_client(store, client_id).await
 }
 
