@@ -353,3 +353,52 @@ async fn chromium_withdraws_an_app_and_reads_the_data_access_log() {
     assert_eq!(line, format!("Example Shop read your email address on {read_at} (userinfo)"));
     chromium.close().await;
 }
+
+#[tokio::test]
+async fn chromium_admin_reviews_grants_approves_a_scope_and_reads_the_audit_log() {
+    let app = TestApp::start().await;
+    let admin = sluis::admin::NewUserSpec { email: "admin@example.com".into(), name: None, is_admin: true, password: PASSWORD.into() };
+    sluis::admin::create_user(&app.state.store, &app.state.passwords, admin, sluis::clock::Clock::now(&app.clock)).await.unwrap();
+    app.user("ada@example.com").await;
+    let (shop, _) = app.client().await;
+    let (pending, _) = app
+        .client_with(|s| {
+            s.name = "Pending App".into();
+            s.verified = false;
+            s.scopes = vec!["openid".into(), "email".into()];
+        })
+        .await;
+    app.code_for(&shop, "ada@example.com", "openid email").await;
+
+    let chromium = Chromium::start().await;
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("admin@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/account")).await;
+
+    // Grants: the shop's email scope is approved and one user granted it.
+    chromium.client().goto(&app.url("/admin/grants")).await.unwrap();
+    let row = chromium.find(&format!("tr[data-client='{}'] span[data-scope='email']", shop.id)).await.text().await.unwrap();
+    assert_eq!(row, "email: approved, 1 users");
+    // Filter by user, with the page's own form.
+    chromium.find("input[name=user]").await.send_keys("ada@example.com").await.unwrap();
+    chromium.find("form[action='/admin/grants'] button[type=submit]").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/admin/grants?user=")).await;
+    let text = chromium.page_text().await;
+    assert!(text.contains("What ada@example.com granted") && text.contains("Example Shop"), "{text}");
+
+    // The queue: the pending client, approve its email scope.
+    chromium.client().goto(&app.url("/admin/clients?status=unverified")).await.unwrap();
+    chromium.find(&format!("tr[data-client='{}'] a", pending.id)).await.click().await.unwrap();
+    chromium.wait_for_url(&app.url(&format!("/admin/clients/{}", pending.id))).await;
+    chromium.find("tr[data-scope='email'] button[value=approve]").await.click().await.unwrap();
+    let state = chromium.find("tr[data-scope='email'] td.state-approved").await.text().await.unwrap();
+    assert!(state.starts_with("approved"), "{state}");
+    assert!(chromium.find("strong.status-verified").await.text().await.unwrap().contains("verified"));
+
+    // The audit log shows it, with who and from where.
+    chromium.find("nav.admin a[href='/admin/audit']").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/admin/audit")).await;
+    let log = chromium.page_text().await;
+    assert!(log.contains("client.verify") && log.contains(pending.id.as_str()) && log.contains("127.0.0.1"), "{log}");
+    chromium.close().await;
+}
