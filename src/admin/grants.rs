@@ -20,6 +20,8 @@ pub struct GrantFilter {
     user: Option<String>,
     /// A scope: show the clients holding it.
     scope: Option<String>,
+    /// A client id: show that client's scopes and counts.
+    client: Option<String>,
     page: Option<i64>,
 }
 
@@ -91,6 +93,10 @@ pub async fn review(app: &AppState, filter: &GrantFilter) -> Result<GrantReview,
         }
         return Ok(GrantReview::User { email: user.email, found: true, grants });
     }
+    if let Some(id) = filter.client.as_deref().filter(|c| !c.is_empty()) {
+        let clients: Vec<ClientSummary> = summary(app, &ClientId(id.to_string()), None).await?.into_iter().collect();
+        return Ok(GrantReview::Clients { page: 1, has_more: false, clients });
+    }
     if let Some(scope) = filter.scope.as_deref().filter(|s| !s.is_empty()) {
         let mut held = app.store.clients_with_scope(scope, PAGE_SIZE + 1, offset).await?;
         let has_more = held.len() as i64 > PAGE_SIZE;
@@ -116,12 +122,19 @@ pub async fn review(app: &AppState, filter: &GrantFilter) -> Result<GrantReview,
 struct GrantsPage<'a> {
     user: &'a str,
     scope: &'a str,
+    client: &'a str,
     review: GrantReview,
 }
 
 pub async fn get_grants(State(app): State<AppState>, Query(filter): Query<GrantFilter>) -> Result<Response, PageError> {
     let review = review(&app, &filter).await?;
-    Ok(render(&GrantsPage { user: filter.user.as_deref().unwrap_or(""), scope: filter.scope.as_deref().unwrap_or(""), review }))
+    let page = GrantsPage {
+        user: filter.user.as_deref().unwrap_or(""),
+        scope: filter.scope.as_deref().unwrap_or(""),
+        client: filter.client.as_deref().unwrap_or(""),
+        review,
+    };
+    Ok(render(&page))
 }
 
 pub async fn get_grants_json(State(app): State<AppState>, Query(filter): Query<GrantFilter>) -> Result<Response, PageError> {

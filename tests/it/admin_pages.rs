@@ -165,6 +165,13 @@ async fn grant_review_counts_users_per_scope_and_lists_a_users_grants() {
     assert!(held.contains(&("Example Shop".into(), "openid".into())), "{held:?}");
     assert!(!held.contains(&("Example Shop".into(), "email".into())), "grace never gave email to the shop: {held:?}");
 
+    let one: serde_json::Value = browser.get(&format!("/api/admin/grants?client={}", other.id)).await.json().await.unwrap();
+    let rows = one["clients"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(users(&rows[0], "profile"), 1);
+    let none: serde_json::Value = browser.get("/api/admin/grants?client=nope").await.json().await.unwrap();
+    assert!(none["clients"].as_array().unwrap().is_empty());
+
     let email: serde_json::Value = browser.get("/api/admin/grants?scope=email").await.json().await.unwrap();
     let holders: Vec<&str> = email["clients"].as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
     assert_eq!(holders.len(), 2, "{email}");
