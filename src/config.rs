@@ -31,6 +31,18 @@ pub struct Config {
     /// Concurrent password hashes; 0 means one per CPU core.
     pub password_hash_workers: usize,
     pub log_format: LogFormat,
+    /// Who may register clients at `/account/clients`.
+    pub client_registration: ClientRegistration,
+}
+
+/// Who may register their own clients (they start unverified either way).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientRegistration {
+    /// Any signed-in user.
+    Users,
+    /// Administrators only.
+    Admins,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -55,6 +67,7 @@ impl Default for Config {
             session_ttl: 12 * 3600,
             password_hash_workers: 0,
             log_format: LogFormat::Text,
+            client_registration: ClientRegistration::Admins,
         }
     }
 }
@@ -168,6 +181,19 @@ mod tests {
             jail.create_file("sluis.toml", "listen = \"127.0.0.1:9\"\nbogus = 1\n")?;
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("bogus"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn client_registration_is_for_admins_unless_opened() {
+        assert_eq!(Config::default().client_registration, ClientRegistration::Admins);
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("sluis.toml", "client_registration = \"users\"\n")?;
+            assert_eq!(Config::load(None).unwrap().client_registration, ClientRegistration::Users);
+            jail.set_env("SLUIS_CLIENT_REGISTRATION", "everyone");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("client_registration"), "{err}");
             Ok(())
         });
     }

@@ -3,9 +3,11 @@
 
 pub mod activity;
 pub mod apps;
+pub mod client_pages;
+pub mod clients;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -25,6 +27,11 @@ pub fn router() -> Router<AppState> {
         .route("/account/apps", get(apps::get_apps))
         .route("/account/apps/withdraw", post(apps::post_withdraw))
         .route("/account/activity", get(activity::get_activity))
+        .route("/account/clients", get(client_pages::get_clients).post(client_pages::post_clients))
+        .route("/account/clients/{id}", get(client_pages::get_client).post(client_pages::post_client))
+        .route("/account/clients/{id}/secrets", post(client_pages::post_secret))
+        .route("/account/clients/{id}/secrets/{secret_id}/revoke", post(client_pages::post_revoke_secret))
+        .route("/account/clients/{id}/verification", post(client_pages::post_verification))
 }
 
 /// The user of an account page. Extracting it is the sign-in guard: anyone not signed in
@@ -51,7 +58,8 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
-async fn get_account(me: SignedIn) -> Result<Response, PageError> {
+async fn get_account(State(app): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let token = csrf::token(&me.session).await?;
-    Ok(render(&AccountPage { csrf_token: &token, email: &me.user.email, name: me.user.name.as_deref() }))
+    let clients = clients::may_register(&app.config, &me.user);
+    Ok(render(&AccountPage { csrf_token: &token, email: &me.user.email, name: me.user.name.as_deref(), clients }))
 }

@@ -146,7 +146,9 @@ impl ScopeState {
 pub struct Client {
     pub id: ClientId,
     pub name: String,
-    /// SHA-256 of the secret; `None` for public clients (native and browser apps).
+    /// SHA-256 of the client's first secret; `None` for public clients (native and browser
+    /// apps). Only the marker of a confidential client: the secrets that authenticate it
+    /// (several, labelled, expiring, revocable) are in the store's `client_secrets`.
     pub secret_hash: Option<String>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,

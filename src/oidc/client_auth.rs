@@ -67,10 +67,18 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap, params: &Params) 
     if client.status == ClientStatus::Suspended {
         return Err(OAuthError::new(ErrorCode::InvalidClient, "this client is suspended"));
     }
-    match (&presented, &client.secret_hash) {
-        // Secrets are 256-bit random values, so a SHA-256 and a constant-time compare suffice.
-        (Presented::Secret { secret, .. }, Some(hash)) if constant_time_eq(&token_hash(secret), hash) => Ok(client),
-        (Presented::PublicId(_), None) => Ok(client),
+    match (&presented, client.is_public()) {
+        (Presented::Secret { secret, .. }, false) if secret_matches(app, &client, secret).await? => Ok(client),
+        (Presented::PublicId(_), true) => Ok(client),
         _ => Err(OAuthError::invalid_client()),
     }
+}
+
+/// Whether `secret` is one of the client's unrevoked, unexpired secrets (it may hold several
+/// while rotating). Secrets are 256-bit random values, so a SHA-256 and a constant-time
+/// compare suffice; every secret is compared, so the time taken does not tell which matched.
+async fn secret_matches(app: &AppState, client: &Client, secret: &str) -> Result<bool, OAuthError> {
+    let presented = token_hash(secret);
+    let hashes = app.store.active_client_secret_hashes(&client.id, app.now()).await?;
+    Ok(hashes.iter().fold(false, |matched, hash| constant_time_eq(&presented, hash) | matched))
 }

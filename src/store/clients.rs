@@ -1,9 +1,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::client_secrets::{NewClientSecret, insert_secret};
 use super::{Result, Store, StoreError, join, on_conflict, split};
 use crate::clock::Timestamp;
-use crate::model::{Client, ClientId, ClientStatus, GrantType, ScopeState, SigningAlg};
+use crate::model::{Client, ClientId, ClientStatus, GrantType, ScopeState, SigningAlg, UserId};
 use crate::privacy::ScopeSet;
 
 /// An admin's decision (or a pending request) on one scope of a client.
@@ -49,10 +50,18 @@ fn client_from_row(row: &AnyRow) -> Result<Client> {
 
 impl Store {
     pub async fn create_client(&self, client: &Client) -> Result<()> {
+        self.create_owned_client(client, None).await
+    }
+
+    /// Inserts a client owned by `owner` (a user who registered it themselves; `None` for
+    /// one an admin or the operator registered). A confidential client's `secret_hash`
+    /// also becomes its first secret, labelled `initial`, in the same transaction.
+    pub async fn create_owned_client(&self, client: &Client, owner: Option<&UserId>) -> Result<()> {
         let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at, status, subject_type)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at, status, subject_type, owner_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(client.id.as_str())
         .bind(&client.name)
@@ -65,9 +74,24 @@ impl Store {
         .bind(client.created_at)
         .bind(client.status.as_str())
         .bind(if client.public_subject { "public" } else { "pairwise" })
-        .execute(&self.pool)
+        .bind(owner.map(UserId::to_string))
+        .execute(&mut *tx)
         .await
         .map_err(on_conflict)?;
+        if let Some(hash) = &client.secret_hash {
+            // The same id the 0004 migration gave the secrets it copied.
+            let id = format!("initial-{}", client.id);
+            let secret = NewClientSecret {
+                id: &id,
+                client_id: &client.id,
+                label: "initial",
+                secret_hash: hash,
+                created_at: client.created_at,
+                expires_at: None,
+            };
+            insert_secret(&mut tx, &secret).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -180,5 +204,88 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+/// Clients their owners registered themselves (`/account/clients`).
+impl Store {
+    /// The clients `owner` registered, newest first. (Like [`Store::list_clients`], without
+    /// `approved_scopes`: read [`Store::scope_decisions`] for those.)
+    pub async fn clients_of_owner(&self, owner: &UserId) -> Result<Vec<Client>> {
+        let rows = sqlx::query(
+            "SELECT id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at, status, subject_type
+             FROM clients WHERE owner_id = $1 ORDER BY created_at DESC, id",
+        )
+        .bind(owner.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    /// The client `id` if `owner` owns it; `None` for anyone else's, as for a missing one.
+    pub async fn owned_client(&self, id: &str, owner: &UserId) -> Result<Option<Client>> {
+        let owned = sqlx::query("SELECT id FROM clients WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(owner.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match owned {
+            Some(_) => self.client(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces what an owner may edit: the name and both lists of redirect URIs.
+    pub async fn update_client_registration(
+        &self,
+        id: &ClientId,
+        name: &str,
+        redirect_uris: &[String],
+        post_logout_redirect_uris: &[String],
+    ) -> Result<bool> {
+        let done = sqlx::query("UPDATE clients SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3 WHERE id = $4")
+            .bind(name)
+            .bind(join(redirect_uris))
+            .bind(join(post_logout_redirect_uris))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// An owner's verification request, in one transaction: the client's enabled scopes
+    /// become `enabled`, and each of `requested` goes (back) to `requested` with the
+    /// owner's `purpose`, clearing an earlier decision and its note.
+    pub async fn request_scopes(
+        &self,
+        client: &ClientId,
+        enabled: &ScopeSet,
+        requested: &[&str],
+        purpose: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE clients SET scopes = $1 WHERE id = $2")
+            .bind(enabled.to_string())
+            .bind(client.as_str())
+            .execute(&mut *tx)
+            .await?;
+        for scope in requested {
+            sqlx::query(
+                "INSERT INTO client_scopes (client_id, scope, state, purpose, note, decided_by, decided_at, updated_at)
+                 VALUES ($1, $2, $3, $4, NULL, NULL, NULL, $5)
+                 ON CONFLICT (client_id, scope) DO UPDATE SET state = excluded.state, purpose = excluded.purpose,
+                     note = NULL, decided_by = NULL, decided_at = NULL, updated_at = excluded.updated_at",
+            )
+            .bind(client.as_str())
+            .bind(scope.to_string())
+            .bind(ScopeState::Requested.as_str())
+            .bind(purpose)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

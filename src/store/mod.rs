@@ -2,6 +2,7 @@
 //! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns).
 
 mod auth_requests;
+mod client_secrets;
 mod clients;
 mod codes;
 mod consents;
@@ -19,6 +20,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use auth_requests::StoredAuthRequest;
+pub use client_secrets::{ClientSecret, NewClientSecret};
 pub use clients::ScopeDecision;
 pub use codes::{CodeRedemption, NewCode};
 pub use consents::StoredLink;

@@ -64,6 +64,8 @@ pub struct AccountPage<'a> {
     pub csrf_token: &'a str,
     pub email: &'a str,
     pub name: Option<&'a str>,
+    /// Whether to link to `/account/clients` (the user may register clients).
+    pub clients: bool,
 }
 
 /// A time as people read it, in UTC to the minute: `2026-11-23 14:02 UTC`.

@@ -402,3 +402,91 @@ async fn chromium_admin_reviews_grants_approves_a_scope_and_reads_the_audit_log(
     assert!(log.contains("client.verify") && log.contains(pending.id.as_str()) && log.contains("127.0.0.1"), "{log}");
     chromium.close().await;
 }
+
+/// Waits (bounded) until the first element matching `css` contains `needle`; returns its text.
+async fn wait_for_text(chromium: &Chromium, css: &str, needle: &str) -> String {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        if let Ok(element) = chromium.client().find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+            && text.contains(needle)
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no {css} with {needle:?}; now at {}", chromium.page_text().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn chromium_owner_registers_a_client_rotates_its_secret_and_reads_the_rejection() {
+    let app = TestApp::start_with(|c| c.client_registration = sluis::config::ClientRegistration::Users).await;
+    app.user("ada@example.com").await;
+    let admin = sluis::admin::NewUserSpec { email: "admin@example.com".into(), name: None, is_admin: true, password: PASSWORD.into() };
+    sluis::admin::create_user(&app.state.store, &app.state.passwords, admin, sluis::clock::Clock::now(&app.clock)).await.unwrap();
+    let chromium = Chromium::start().await;
+
+    // Ada registers a client from her account page.
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/account")).await;
+    chromium.find("main a[href='/account/clients']").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/account/clients")).await;
+    chromium.find("form.register input[name=name]").await.send_keys("Ada's Recipes").await.unwrap();
+    chromium.find("form.register textarea[name=redirect_uris]").await.send_keys(REDIRECT_URI).await.unwrap();
+    chromium.find("form.register button[type=submit]").await.click().await.unwrap();
+    let first = chromium.find("#new-secret").await.text().await.unwrap();
+    let client_id = chromium.find("#client-id").await.text().await.unwrap();
+    assert!(chromium.find("main").await.text().await.unwrap().contains("shown only this once"));
+    let client = app.state.store.client(&client_id).await.unwrap().expect("the client is stored");
+
+    // A second secret, for rotation: shown once, and both work at once.
+    chromium.find("form.new-secret-form input[name=label]").await.send_keys("rotation").await.unwrap();
+    chromium.find("form.new-secret-form button[type=submit]").await.click().await.unwrap();
+    wait_for_text(&chromium, "[role=status]", "“rotation” is ready").await;
+    let second = chromium.find("#new-secret").await.text().await.unwrap();
+    assert_ne!(first, second);
+    for secret in [&first, &second] {
+        let response = app.token(&client, Some(secret), &[("grant_type", "client_credentials")]).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    let labels: Vec<String> = {
+        let mut labels = Vec::new();
+        for row in chromium.client().find_all(Locator::Css("table.secrets tbody tr td:first-child")).await.unwrap() {
+            labels.push(row.text().await.unwrap());
+        }
+        labels
+    };
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    assert!(labels.contains(&"initial".to_string()) && labels.contains(&"rotation".to_string()), "{labels:?}");
+
+    // Ada asks for email, saying why.
+    chromium.find("form.verification input[name=scope_email]").await.click().await.unwrap();
+    chromium.find("form.verification textarea[name=purpose]").await.send_keys("To email order receipts").await.unwrap();
+    chromium.find("form.verification button[type=submit]").await.click().await.unwrap();
+    wait_for_text(&chromium, "[role=status]", "Verification of email is requested").await;
+    assert!(chromium.client().find_all(Locator::Css("#new-secret")).await.unwrap().is_empty(), "the secret is gone");
+
+    // An admin rejects it with a note.
+    chromium.client().delete_all_cookies().await.unwrap();
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("admin@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/account")).await;
+    chromium.client().goto(&app.url(&format!("/admin/clients/{client_id}"))).await.unwrap();
+    let purpose = chromium.find("tr[data-scope='email'] td:nth-child(3)").await.text().await.unwrap();
+    assert_eq!(purpose, "To email order receipts");
+    chromium.find("tr[data-scope='email'] input[name=note]").await.send_keys("Use your own sign-up form for receipts").await.unwrap();
+    chromium.find("tr[data-scope='email'] button[value=reject]").await.click().await.unwrap();
+    let state = chromium.find("tr[data-scope='email'] td.state-rejected").await.text().await.unwrap();
+    assert!(state.starts_with("rejected"), "{state}");
+
+    // Ada reads the note on her clients page.
+    chromium.client().delete_all_cookies().await.unwrap();
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/account")).await;
+    chromium.client().goto(&app.url("/account/clients")).await.unwrap();
+    let line = chromium.find(&format!("li.client[data-client='{client_id}'] li[data-scope='email']")).await.text().await.unwrap();
+    assert_eq!(line, "email: rejected. Note from the administrators: Use your own sign-up form for receipts");
+    chromium.close().await;
+}

@@ -18,3 +18,4 @@ mod rp;
 mod cli;
 mod browser;
 mod admin_pages;
+mod owner_clients;
