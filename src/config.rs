@@ -33,6 +33,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Who may register clients at `/account/clients`.
     pub client_registration: ClientRegistration,
+    /// Operator-defined scopes, beside the standard ones (`[[scopes]]` tables).
+    pub scopes: Vec<crate::privacy::CustomScope>,
 }
 
 /// Who may register their own clients (they start unverified either way).
@@ -68,6 +70,7 @@ impl Default for Config {
             password_hash_workers: 0,
             log_format: LogFormat::Text,
             client_registration: ClientRegistration::Admins,
+            scopes: Vec::new(),
         }
     }
 }
@@ -120,6 +123,7 @@ impl Config {
                 return Err(ConfigError(format!("key `{key}`: must be at least 1 second")));
             }
         }
+        crate::privacy::Catalogue::with_custom(&self.scopes).map_err(|e| ConfigError(format!("key `scopes`: {e}")))?;
         if let Some(secret) = &self.instance_secret
             && secret.len() < 32
         {
@@ -194,6 +198,24 @@ mod tests {
             jail.set_env("SLUIS_CLIENT_REGISTRATION", "everyone");
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("client_registration"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn operator_scopes_are_read_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "sluis.toml",
+                "[[scopes]]\nname = \"orders:read\"\ndescription = \"Read your orders\"\n\n[[scopes]]\nname = \"newsletter\"\ndescription = \"Your email for the newsletter\"\nclaims = [\"email\"]\nsensitive = false\n",
+            )?;
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.scopes.len(), 2);
+            assert!(config.scopes[0].sensitive, "sensitive unless said otherwise");
+            jail.create_file("sluis.toml", "[[scopes]]\nname = \"email\"\ndescription = \"x\"\n")?;
+            assert!(Config::load(None).unwrap_err().to_string().contains("scopes"));
+            jail.create_file("sluis.toml", "[[scopes]]\nname = \"x\"\ndescription = \"x\"\ncolour = 1\n")?;
+            assert!(Config::load(None).unwrap_err().to_string().contains("colour"));
             Ok(())
         });
     }

@@ -133,11 +133,13 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     let ring = crypto::rotation::load(&store, &secrets.key_sealer, clock.now(), retired_key_publication(&config))
         .await
         .context("cannot load signing keys")?;
+    let scopes = privacy::Catalogue::with_custom(&config.scopes).map_err(|e| anyhow::anyhow!("configuration: key `scopes`: {e}"))?;
     Ok(AppState {
-        discovery: oidc::discovery_document(&config),
         passwords: PasswordHasher::new(config.password_hash_workers),
         keys: Arc::new(KeyCache::new(ring)),
         secrets: Arc::new(secrets),
+        discovery: oidc::discovery_document(&config, &scopes),
+        scopes: Arc::new(scopes),
         config: Arc::new(config),
         store,
         clock,

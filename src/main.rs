@@ -188,7 +188,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(ClientCommand::Create { name, redirect_uris, post_logout_redirect_uris, public, scopes, grant_types, signing_alg, unverified }) => {
             let store = migrated_store(&config).await?;
             let spec = NewClientSpec { name, redirect_uris, post_logout_redirect_uris, public, scopes, grant_types, signing_alg, verified: !unverified };
-            let (client, secret) = admin::create_client(&store, spec, &Actor::cli(), clock.now()).await?;
+            let (client, secret) = admin::create_client(&store, &catalogue(&config)?, spec, &Actor::cli(), clock.now()).await?;
             let mut out = json!({
                 "client_id": client.id.as_str(),
                 "client_name": client.name,
@@ -242,6 +242,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn catalogue(config: &Config) -> anyhow::Result<sluis::privacy::Catalogue> {
+    sluis::privacy::Catalogue::with_custom(&config.scopes).map_err(|e| anyhow::anyhow!("configuration: key `scopes`: {e}"))
 }
 
 async fn migrated_store(config: &Config) -> anyhow::Result<sluis::store::Store> {

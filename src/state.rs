@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::crypto::keys::KeyRing;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::seal::Sealer;
+use crate::privacy::Catalogue;
 use crate::model::{Client, ClientId, UserId};
 use crate::store::Store;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub keys: Arc<KeyCache>,
     pub secrets: Arc<InstanceSecrets>,
+    /// The scope catalogue: standard scopes plus the operator's.
+    pub scopes: Arc<Catalogue>,
     /// Discovery documents, serialised once: they only change with the config.
     pub discovery: Bytes,
 }

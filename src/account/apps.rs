@@ -15,7 +15,7 @@ use super::SignedIn;
 use crate::clock::Timestamp;
 use crate::error::PageError;
 use crate::model::{ClientId, ClientStatus, UserId};
-use crate::privacy::{self, Link, ReleaseFacts, SCOPES, ScopeSet, scope_info};
+use crate::privacy::{self, Catalogue, Link, ReleaseFacts, ScopeSet};
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 use crate::web::params::Params;
@@ -40,7 +40,7 @@ pub struct ConnectedApp {
 }
 
 /// The user's apps, most recent sign-in first, withdrawn ones included.
-pub async fn connected_apps(store: &Store, user: &UserId) -> Result<Vec<ConnectedApp>, StoreError> {
+pub async fn connected_apps(store: &Store, catalogue: &Catalogue, user: &UserId) -> Result<Vec<ConnectedApp>, StoreError> {
     let links = store.links_of_user(user).await?;
     let consents: HashMap<ClientId, ScopeSet> = store
         .consents_of_user(user)
@@ -55,7 +55,7 @@ pub async fn connected_apps(store: &Store, user: &UserId) -> Result<Vec<Connecte
         let receives = match &client {
             // The same rule `privacy::release` applies to a token carrying the granted scopes.
             Some(client) => privacy::releasable(&ReleaseFacts {
-                policy: client.policy(),
+                policy: client.policy(catalogue),
                 token_scope: &granted,
                 consent: consents.get(&link.client_id),
                 link: if link.withdrawn_at.is_some() { Link::Withdrawn } else { Link::Active },
@@ -98,25 +98,25 @@ pub async fn withdraw(store: &Store, user: &UserId, client: &ClientId, now: Time
 
 /// Catalogue scopes first, in the catalogue's order (who you are, then profile, email, …),
 /// then any others.
-fn in_catalogue_order(scopes: &ScopeSet) -> impl Iterator<Item = &str> {
-    let known = SCOPES.iter().map(|s| s.name).filter(|name| scopes.contains(name));
-    known.chain(scopes.iter().filter(|name| scope_info(name).is_none()))
+fn in_catalogue_order<'a>(catalogue: &'a Catalogue, scopes: &'a ScopeSet) -> impl Iterator<Item = &'a str> {
+    let known = catalogue.iter().map(|s| s.name).filter(|name| scopes.contains(name));
+    known.chain(scopes.iter().filter(|name| catalogue.get(name).is_none()))
 }
 
 /// The consent page's wording for a scope, so the user reads the same words in both places.
-pub fn describe_scope(name: &str) -> String {
-    scope_info(name).map_or_else(|| format!("Access named “{name}”"), |s| s.description.to_string())
+pub fn describe_scope(catalogue: &Catalogue, name: &str) -> String {
+    catalogue.get(name).map_or_else(|| format!("Access named “{name}”"), |s| s.description.to_string())
 }
 
 pub async fn get_apps(State(app): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
-    let apps = connected_apps(&app.store, &me.user.id).await?;
+    let apps = connected_apps(&app.store, &app.scopes, &me.user.id).await?;
     let notice = flash::take(&me.session).await?;
     let token = csrf::token(&me.session).await?;
     let (withdrawn, active): (Vec<_>, Vec<_>) = apps.into_iter().partition(|a| a.withdrawn_at.is_some());
     Ok(render(&AppsPage {
         csrf_token: &token,
         notice: notice.as_deref(),
-        active: active.iter().map(active_line).collect(),
+        active: active.iter().map(|a| active_line(a, &app.scopes)).collect(),
         withdrawn: withdrawn.iter().map(withdrawn_line).collect(),
     }))
 }
@@ -136,11 +136,11 @@ pub async fn post_withdraw(State(app): State<AppState>, me: SignedIn, body: Byte
     Ok(see_other("/account/apps"))
 }
 
-fn active_line(app: &ConnectedApp) -> ConnectedAppLine {
+fn active_line(app: &ConnectedApp, catalogue: &Catalogue) -> ConnectedAppLine {
     ConnectedAppLine {
         client_id: app.client_id.to_string(),
         name: app.name.clone(),
-        receives: in_catalogue_order(&app.receives).map(describe_scope).collect(),
+        receives: in_catalogue_order(catalogue, &app.receives).map(|s| describe_scope(catalogue, s)).collect(),
         note: app.suspended.then_some("The administrators suspended this app: it receives nothing until they lift that."),
         since: utc_minute(app.first_signin_at),
         since_iso: utc_machine(app.first_signin_at),

@@ -13,7 +13,7 @@ use super::SignedIn;
 use super::clients::{self, NewSecret, OwnedClient, OwnerError, Registration, Settings};
 use crate::error::{PageError, no_store};
 use crate::model::{Client, ClientStatus, ScopeState, User};
-use crate::privacy::{is_sensitive, scope_info};
+use crate::privacy::Catalogue;
 use crate::state::AppState;
 use crate::store::{ClientSecret, ScopeDecision};
 use crate::web::client_ip::ClientIp;
@@ -141,21 +141,21 @@ fn status_text(status: ClientStatus) -> &'static str {
     }
 }
 
-fn client_line(client: &Client, decisions: &[ScopeDecision]) -> ClientLine {
+fn client_line(client: &Client, decisions: &[ScopeDecision], catalogue: &Catalogue) -> ClientLine {
     let scopes = client
         .scopes
         .iter()
         .map(|scope| {
             let decision = decisions.iter().find(|d| d.scope == scope);
             let (state, state_text) = match decision.map(|d| d.state) {
-                _ if !is_sensitive(scope) => ("none", "no review needed"),
+                _ if !catalogue.is_sensitive(scope) => ("none", "no review needed"),
                 Some(ScopeState::Approved) => ("approved", "approved"),
                 Some(ScopeState::Rejected) => ("rejected", "rejected"),
                 Some(ScopeState::Requested) | None => ("requested", "waiting for review"),
             };
             ScopeLine {
                 scope: scope.to_string(),
-                description: scope_info(scope).map_or("", |s| s.description).to_string(),
+                description: catalogue.get(scope).map_or("", |s| s.description).to_string(),
                 state,
                 state_text,
                 purpose: decision.and_then(|d| d.purpose.clone()).unwrap_or_default(),
@@ -188,19 +188,19 @@ fn secret_line(secret: &ClientSecret, now: i64) -> SecretLine {
     }
 }
 
-fn scope_choices(checked: &[String]) -> Vec<ScopeChoice> {
-    clients::requestable_scopes()
+fn scope_choices(catalogue: &Catalogue, checked: &[String]) -> Vec<ScopeChoice> {
+    clients::requestable_scopes(catalogue)
         .map(|name| ScopeChoice {
             name,
-            description: scope_info(name).map_or("", |s| s.description),
+            description: catalogue.get(name).map_or("", |s| s.description),
             checked: checked.iter().any(|c| c == name),
         })
         .collect()
 }
 
 /// The scopes ticked in a form (`scope_<name>` checkboxes: parameters do not repeat).
-fn ticked_scopes(form: &Params) -> Vec<String> {
-    clients::requestable_scopes().filter(|s| form.contains(&format!("scope_{s}"))).map(str::to_string).collect()
+fn ticked_scopes(catalogue: &Catalogue, form: &Params) -> Vec<String> {
+    clients::requestable_scopes(catalogue).filter(|s| form.contains(&format!("scope_{s}"))).map(str::to_string).collect()
 }
 
 /// Reads a form and checks its CSRF token.
@@ -232,14 +232,14 @@ async fn list_page(app: &AppState, owner: &ClientOwner, error: Option<&str>, for
         csrf_token: &token,
         notice: notice.as_deref(),
         error,
-        clients: owned.iter().map(|(client, decisions)| client_line(client, decisions)).collect(),
+        clients: owned.iter().map(|(client, decisions)| client_line(client, decisions, &app.scopes)).collect(),
         form,
     };
     Ok(render(&page))
 }
 
 pub async fn get_clients(State(app): State<AppState>, owner: ClientOwner) -> Result<Response, PageError> {
-    list_page(&app, &owner, None, RegisterForm { scopes: scope_choices(&[]), ..RegisterForm::default() }).await
+    list_page(&app, &owner, None, RegisterForm { scopes: scope_choices(&app.scopes, &[]), ..RegisterForm::default() }).await
 }
 
 pub async fn post_clients(State(app): State<AppState>, owner: ClientOwner, ClientIp(ip): ClientIp, body: Bytes) -> Result<Response, PageError> {
@@ -249,7 +249,7 @@ pub async fn post_clients(State(app): State<AppState>, owner: ClientOwner, Clien
         redirect_uris: clients::uri_lines(form.get("redirect_uris").unwrap_or_default()),
         post_logout_redirect_uris: clients::uri_lines(form.get("post_logout_redirect_uris").unwrap_or_default()),
         public: form.get("client_type") == Some("public"),
-        scopes: ticked_scopes(&form),
+        scopes: ticked_scopes(&app.scopes, &form),
         purpose: field(&form, "purpose"),
     };
     let kept = RegisterForm {
@@ -257,10 +257,10 @@ pub async fn post_clients(State(app): State<AppState>, owner: ClientOwner, Clien
         redirect_uris: field(&form, "redirect_uris"),
         post_logout_redirect_uris: field(&form, "post_logout_redirect_uris"),
         public: registration.public,
-        scopes: scope_choices(&registration.scopes),
+        scopes: scope_choices(&app.scopes, &registration.scopes),
         purpose: registration.purpose.clone(),
     };
-    match clients::register(&app.store, owner.user(), registration, &owner.actor(ip), app.now()).await {
+    match clients::register(&app.store, &app.scopes, owner.user(), registration, &owner.actor(ip), app.now()).await {
         Ok((client, secret)) => {
             let notice = format!("{} is registered. It starts unverified: an administrator reviews the scopes it asked for.", client.name);
             let page = Extras { notice: Some(&notice), new_secret: secret.as_ref(), ..Extras::default() };
@@ -309,11 +309,11 @@ async fn client_page(app: &AppState, owner: &ClientOwner, id: &str, extras: Extr
         csrf_token: &token,
         notice: extras.notice.or(flashed.as_deref()),
         error: extras.error,
-        client: client_line(&client, &decisions),
+        client: client_line(&client, &decisions, &app.scopes),
         new_secret: extras.new_secret.map(NewSecret::expose),
         secrets: secrets.iter().map(|s| secret_line(s, now)).collect(),
         settings,
-        request_scopes: scope_choices(&requested),
+        request_scopes: scope_choices(&app.scopes, &requested),
         purpose: &purpose,
         max_expiry_days: clients::MAX_EXPIRY_DAYS,
     };
@@ -413,9 +413,9 @@ pub async fn post_verification(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let form = read_form(&owner, &body).await?;
-    let scopes = ticked_scopes(&form);
+    let scopes = ticked_scopes(&app.scopes, &form);
     let purpose = field(&form, "purpose");
-    match clients::request_verification(&app.store, &owner.user().id, &id, &scopes, &purpose, &owner.actor(ip), app.now()).await {
+    match clients::request_verification(&app.store, &app.scopes, &owner.user().id, &id, &scopes, &purpose, &owner.actor(ip), app.now()).await {
         Ok(()) => {
             let message = format!("Verification of {} is requested. The administrators will review it.", scopes.join(", "));
             flash::set(&owner.me.session, &message).await?;

@@ -12,7 +12,7 @@ use crate::clock::Timestamp;
 use crate::config::{ClientRegistration, Config};
 use crate::crypto::{random_id, random_token, token_hash};
 use crate::model::{Client, User, UserId};
-use crate::privacy::{SCOPES, ScopeSet, is_sensitive, scope_info};
+use crate::privacy::{Catalogue, ScopeSet};
 use crate::store::{ClientSecret, NewClientSecret, ScopeDecision, Store, StoreError};
 
 /// Most URIs of one kind a client may register.
@@ -97,8 +97,8 @@ pub fn expiry_days(input: Option<&str>) -> Result<Option<u32>, OwnerError> {
 
 /// Sensitive catalogue scopes an owner can ask to have verified (non-sensitive ones, like
 /// `openid`, every client has without review).
-pub fn requestable_scopes() -> impl Iterator<Item = &'static str> {
-    SCOPES.iter().filter(|s| s.sensitive).map(|s| s.name)
+pub fn requestable_scopes(catalogue: &Catalogue) -> impl Iterator<Item = &'static str> + '_ {
+    catalogue.iter().filter(|s| s.sensitive).map(|s| s.name)
 }
 
 /// What a user fills in to register a client.
@@ -126,9 +126,9 @@ fn check_uris(redirect_uris: &[String], post_logout_redirect_uris: &[String]) ->
 }
 
 /// Checks a verification request; returns the trimmed purpose.
-fn check_request<'a>(scopes: &[String], purpose: &'a str) -> Result<&'a str, OwnerError> {
+fn check_request<'a>(catalogue: &Catalogue, scopes: &[String], purpose: &'a str) -> Result<&'a str, OwnerError> {
     for scope in scopes {
-        if scope_info(scope).is_none() || !is_sensitive(scope) {
+        if catalogue.get(scope).is_none() || !catalogue.is_sensitive(scope) {
             return invalid(format!("“{scope}” is not a scope that needs verification."));
         }
     }
@@ -144,9 +144,9 @@ fn check_request<'a>(scopes: &[String], purpose: &'a str) -> Result<&'a str, Own
 
 /// Registers a client owned by `owner`: unverified, its requested scopes `requested` with
 /// the purpose. Returns it with its first secret (confidential clients), to show once.
-pub async fn register(store: &Store, owner: &User, reg: Registration, actor: &Actor, now: Timestamp) -> Result<(Client, Option<NewSecret>), OwnerError> {
+pub async fn register(store: &Store, catalogue: &Catalogue, owner: &User, reg: Registration, actor: &Actor, now: Timestamp) -> Result<(Client, Option<NewSecret>), OwnerError> {
     check_uris(&reg.redirect_uris, &reg.post_logout_redirect_uris)?;
-    let purpose = check_request(&reg.scopes, &reg.purpose)?.to_string();
+    let purpose = check_request(catalogue, &reg.scopes, &reg.purpose)?.to_string();
     let mut scopes = vec!["openid".to_string()];
     scopes.extend(reg.scopes.iter().cloned());
     // Confidential clients may also call the user API on their own behalf.
@@ -164,7 +164,7 @@ pub async fn register(store: &Store, owner: &User, reg: Registration, actor: &Ac
         signing_alg: None,
         verified: false,
     };
-    let (client, secret) = admin::create_owned_client(store, spec, Some(&owner.id), actor, now).await?;
+    let (client, secret) = admin::create_owned_client(store, catalogue, spec, Some(&owner.id), actor, now).await?;
     if !reg.scopes.is_empty() {
         let requested: Vec<&str> = reg.scopes.iter().map(String::as_str).collect();
         store.request_scopes(&client.id, &client.scopes, &requested, &purpose, now).await?;
@@ -279,6 +279,7 @@ pub async fn revoke_secret(store: &Store, owner: &UserId, client_id: &str, secre
 /// Asking again for a rejected scope puts it back in the queue; an approved one stays approved.
 pub async fn request_verification(
     store: &Store,
+    catalogue: &Catalogue,
     owner: &UserId,
     client_id: &str,
     scopes: &[String],
@@ -290,7 +291,7 @@ pub async fn request_verification(
     if scopes.is_empty() {
         return invalid("Choose at least one scope to have verified.");
     }
-    let purpose = check_request(scopes, purpose)?;
+    let purpose = check_request(catalogue, scopes, purpose)?;
     let decisions = store.scope_decisions(&client.id).await?;
     let approved = |scope: &str| client.approved_scopes.contains(scope);
     if let Some(done) = scopes.iter().find(|s| approved(s)) {
@@ -322,12 +323,12 @@ mod tests {
     #[test]
     fn requests_need_sensitive_catalogue_scopes_and_a_purpose() {
         let scopes = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(check_request(&scopes(&["email"]), "  newsletters  ").unwrap(), "newsletters");
-        assert!(check_request(&scopes(&["email"]), "  ").is_err());
-        assert!(check_request(&scopes(&["openid"]), "why").is_err(), "openid needs no review");
-        assert!(check_request(&scopes(&["shoe_size"]), "why").is_err(), "not in the catalogue");
-        assert!(check_request(&[], "").is_ok(), "nothing asked, nothing to explain");
-        assert!(check_request(&scopes(&["email"]), &"x".repeat(MAX_PURPOSE + 1)).is_err());
+        assert_eq!(check_request(&Catalogue::default(), &scopes(&["email"]), "  newsletters  ").unwrap(), "newsletters");
+        assert!(check_request(&Catalogue::default(), &scopes(&["email"]), "  ").is_err());
+        assert!(check_request(&Catalogue::default(), &scopes(&["openid"]), "why").is_err(), "openid needs no review");
+        assert!(check_request(&Catalogue::default(), &scopes(&["shoe_size"]), "why").is_err(), "not in the catalogue");
+        assert!(check_request(&Catalogue::default(), &[], "").is_ok(), "nothing asked, nothing to explain");
+        assert!(check_request(&Catalogue::default(), &scopes(&["email"]), &"x".repeat(MAX_PURPOSE + 1)).is_err());
     }
 
     #[test]

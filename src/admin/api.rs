@@ -48,7 +48,7 @@ async fn client_json(app: &AppState, id: &str) -> Result<Value, ApiError> {
             let d = decisions.iter().find(|d| d.scope == scope);
             json!({
                 "scope": scope,
-                "sensitive": crate::privacy::is_sensitive(scope),
+                "sensitive": app.scopes.is_sensitive(scope),
                 "state": d.map_or("requested", |d| d.state.as_str()),
                 "purpose": d.and_then(|d| d.purpose.clone()),
                 "note": d.and_then(|d| d.note.clone()),

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::PageError;
 use crate::model::{ClientId, ScopeState};
-use crate::privacy::is_sensitive;
 use crate::state::AppState;
 use crate::web::{format_time, render};
 
@@ -68,7 +67,7 @@ async fn summary(app: &AppState, id: &ClientId, only: Option<&str>) -> Result<Op
         .filter(|s| only.is_none_or(|o| o == *s))
         .map(|scope| ScopeSummary {
             scope: scope.to_string(),
-            state: if !is_sensitive(scope) {
+            state: if !app.scopes.is_sensitive(scope) {
                 "not needed"
             } else {
                 decisions.iter().find(|d| d.scope == scope).map_or(ScopeState::Requested, |d| d.state).as_str()

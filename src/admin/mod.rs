@@ -29,7 +29,7 @@ use crate::crypto::password::PasswordHasher;
 use crate::crypto::{random_id, random_token, token_hash};
 use crate::model::{Client, ClientId, ClientStatus, GrantType, ScopeState, SigningAlg, User, UserId};
 use crate::oidc::redirect_uri;
-use crate::privacy::{ScopeSet, is_sensitive, scope_info};
+use crate::privacy::{Catalogue, ScopeSet};
 use crate::store::{AuditEntry, NewUser, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -127,13 +127,20 @@ pub(crate) fn check_client_fields<'a>(name: &'a str, redirect_uris: &[String], p
 
 /// Registers a client. Returns it with its secret (confidential clients), shown once:
 /// only its hash is stored (as the client's first secret, labelled `initial`).
-pub async fn create_client(store: &Store, spec: NewClientSpec, actor: &Actor, now: Timestamp) -> Result<(Client, Option<String>), AdminError> {
-    create_owned_client(store, spec, None, actor, now).await
+pub async fn create_client(
+    store: &Store,
+    catalogue: &Catalogue,
+    spec: NewClientSpec,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<(Client, Option<String>), AdminError> {
+    create_owned_client(store, catalogue, spec, None, actor, now).await
 }
 
 /// [`create_client`] for a client that `owner` registers and manages themselves.
 pub async fn create_owned_client(
     store: &Store,
+    catalogue: &Catalogue,
     spec: NewClientSpec,
     owner: Option<&UserId>,
     actor: &Actor,
@@ -145,7 +152,7 @@ pub async fn create_owned_client(
     } else {
         let joined = spec.scopes.join(" ");
         let set = ScopeSet::parse(&joined).ok_or_else(|| AdminError::Invalid(format!("invalid scope in {joined:?}")))?;
-        if let Some(unknown) = set.iter().find(|s| scope_info(s).is_none()) {
+        if let Some(unknown) = set.iter().find(|s| catalogue.get(s).is_none()) {
             return Err(AdminError::Invalid(format!("unknown scope {unknown:?}")));
         }
         set
@@ -169,7 +176,7 @@ pub async fn create_owned_client(
         None => SigningAlg::RS256,
     };
     let secret = (!spec.public).then(random_token);
-    let sensitive = ScopeSet::from_iter(scopes.iter().filter(|s| is_sensitive(s)));
+    let sensitive = ScopeSet::from_iter(scopes.iter().filter(|s| catalogue.is_sensitive(s)));
     let client = Client {
         status: if spec.verified { ClientStatus::Verified } else { ClientStatus::Unverified },
         approved_scopes: if spec.verified { sensitive.clone() } else { ScopeSet::default() },

@@ -11,7 +11,7 @@ use super::guard::AdminUser;
 use super::{Actor, AdminError};
 use crate::error::PageError;
 use crate::model::{Client, ClientStatus, ScopeState};
-use crate::privacy::is_sensitive;
+use crate::privacy::Catalogue;
 use crate::state::AppState;
 use crate::store::{AuditEntry, ScopeDecision};
 use crate::web::client_ip::ClientIp;
@@ -69,13 +69,13 @@ pub struct AuditRow {
 }
 
 /// A client and its scope states, as the pages show them.
-fn client_row(client: &Client, decisions: &[ScopeDecision]) -> ClientRow {
+fn client_row(client: &Client, decisions: &[ScopeDecision], catalogue: &Catalogue) -> ClientRow {
     let scopes = client
         .scopes
         .iter()
         .map(|scope| {
             let decision = decisions.iter().find(|d| d.scope == scope);
-            let sensitive = is_sensitive(scope);
+            let sensitive = catalogue.is_sensitive(scope);
             ScopeRow {
                 scope: scope.to_string(),
                 sensitive,
@@ -111,7 +111,7 @@ pub async fn get_clients(State(app): State<AppState>, Query(q): Query<ListQuery>
     clients.truncate(PAGE_SIZE as usize);
     let mut rows = Vec::with_capacity(clients.len());
     for client in &clients {
-        rows.push(client_row(client, &app.store.scope_decisions(&client.id).await?));
+        rows.push(client_row(client, &app.store.scope_decisions(&client.id).await?, &app.scopes));
     }
     Ok(render(&ClientsPage { filter, clients: rows, page, has_more }))
 }
@@ -128,7 +128,7 @@ async fn client_page(app: &AppState, session: &Session, id: &str, message: Optio
     let client = app.store.client(id).await?.ok_or_else(PageError::not_found)?;
     let decisions = app.store.scope_decisions(&client.id).await?;
     let token = csrf::token(session).await?;
-    Ok(render(&ClientPage { csrf_token: &token, client: client_row(&client, &decisions), redirect_uris: &client.redirect_uris, message }))
+    Ok(render(&ClientPage { csrf_token: &token, client: client_row(&client, &decisions, &app.scopes), redirect_uris: &client.redirect_uris, message }))
 }
 
 /// One form for every decision on a client: `action` is approve, reject, verify or suspend.

@@ -10,7 +10,7 @@ use super::session;
 use crate::error::{ErrorCode, PageError};
 use crate::model::ClientId;
 use crate::oidc::authorize::{error_response, expired_page, load_pending};
-use crate::privacy::{ScopeSet, scope_info};
+use crate::privacy::ScopeSet;
 use crate::state::AppState;
 use crate::web::params::Params;
 use crate::web::templates::{ConsentPage, ScopeLine};
@@ -40,7 +40,7 @@ async fn show(app: &AppState, session: &Session, request_id: &str) -> Result<Res
         .iter()
         .map(|name| ScopeLine {
             name: name.to_string(),
-            description: scope_info(name).map_or_else(|| format!("Access named “{name}”"), |s| s.description.to_string()),
+            description: app.scopes.get(name).map_or_else(|| format!("Access named “{name}”"), |s| s.description.to_string()),
         })
         .collect();
     let token = csrf::token(session).await?;

@@ -173,8 +173,8 @@ impl Client {
         self.grant_types.contains(&grant)
     }
 
-    pub fn policy(&self) -> crate::privacy::ClientPolicy<'_> {
-        crate::privacy::ClientPolicy { status: self.status, enabled: &self.scopes, approved: &self.approved_scopes }
+    pub fn policy<'a>(&'a self, catalogue: &'a crate::privacy::Catalogue) -> crate::privacy::ClientPolicy<'a> {
+        crate::privacy::ClientPolicy { catalogue, status: self.status, enabled: &self.scopes, approved: &self.approved_scopes }
     }
 }
 

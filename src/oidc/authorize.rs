@@ -48,7 +48,7 @@ async fn authorize(app: &AppState, session: &Session, raw: &[u8]) -> Response {
         },
         None => return PageError::bad_request("The request has no client_id.").into_response(),
     };
-    let request = match client.as_ref().map(|c| authorize_request::parse(&params, c)) {
+    let request = match client.as_ref().map(|c| authorize_request::parse(&params, c, &app.scopes)) {
         Some(Ok(r)) => r,
         Some(Err(rejection)) => return reject(app, rejection),
         None => return reject(app, authorize_request::trusted_redirect(&params, None).unwrap_err()),

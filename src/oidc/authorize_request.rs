@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::pkce;
 use crate::error::ErrorCode;
 use crate::model::Client;
-use crate::privacy::{self, ScopeSet};
+use crate::privacy::{self, Catalogue, ScopeSet};
 use crate::web::params::Params;
 
 use super::redirect_uri;
@@ -68,7 +68,7 @@ pub fn trusted_redirect<'a>(params: &'a Params, client: Option<&Client>) -> Resu
 }
 
 /// Step 2: with a trusted redirect URI, validate everything else.
-pub fn parse(params: &Params, client: &Client) -> Result<AuthorizationRequest, Rejection> {
+pub fn parse(params: &Params, client: &Client, catalogue: &Catalogue) -> Result<AuthorizationRequest, Rejection> {
     let (redirect_uri, state) = trusted_redirect(params, Some(client))?;
     let mode = match params.get("response_mode") {
         None | Some("query") => Ok(ResponseMode::Query),
@@ -111,7 +111,7 @@ pub fn parse(params: &Params, client: &Client) -> Result<AuthorizationRequest, R
     };
     // DESIGN §4 rules 1–2: only enabled scopes, and sensitive ones only once an admin
     // approved them for a verified client. The token response's `scope` says what was granted.
-    let scope = privacy::grantable(&client.policy(), &requested);
+    let scope = privacy::grantable(&client.policy(catalogue), &requested);
     if scope.is_empty() {
         return Err(reject(ErrorCode::InvalidScope, "none of the requested scopes is available to this client"));
     }
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_good_request_parses() {
-        let req = parse(&params(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256&nonce=n&max_age=60")), &client(true)).unwrap();
+        let req = parse(&params(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256&nonce=n&max_age=60")), &client(true), &Catalogue::default()).unwrap();
         assert_eq!(req.scope, "email openid");
         assert_eq!(req.max_age, Some(60));
         assert_eq!(req.code_challenge.as_deref(), Some(CHALLENGE));
@@ -224,28 +224,28 @@ mod tests {
     fn unknown_client_or_redirect_uri_gives_a_page() {
         assert!(matches!(trusted_redirect(&params(""), None), Err(Rejection::Page(_))));
         let other = Params::parse(b"client_id=c1&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code").unwrap();
-        assert!(matches!(parse(&other, &client(false)), Err(Rejection::Page(_))));
+        assert!(matches!(parse(&other, &client(false), &Catalogue::default()), Err(Rejection::Page(_))));
     }
 
     #[test]
     fn pkce_rules() {
-        assert_eq!(code_of(parse(&params(""), &client(true))), ErrorCode::InvalidRequest);
-        assert!(parse(&params(""), &client(false)).is_ok());
+        assert_eq!(code_of(parse(&params(""), &client(true), &Catalogue::default())), ErrorCode::InvalidRequest);
+        assert!(parse(&params(""), &client(false), &Catalogue::default()).is_ok());
         let plain = format!("&code_challenge={CHALLENGE}&code_challenge_method=plain");
-        assert_eq!(code_of(parse(&params(&plain), &client(false))), ErrorCode::InvalidRequest);
+        assert_eq!(code_of(parse(&params(&plain), &client(false), &Catalogue::default())), ErrorCode::InvalidRequest);
         let implicit_plain = format!("&code_challenge={CHALLENGE}");
-        assert_eq!(code_of(parse(&params(&implicit_plain), &client(false))), ErrorCode::InvalidRequest);
+        assert_eq!(code_of(parse(&params(&implicit_plain), &client(false), &Catalogue::default())), ErrorCode::InvalidRequest);
     }
 
     #[test]
     fn other_errors_use_the_spec_codes() {
         let c = client(false);
         let p = Params::parse(b"client_id=c1&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=token&scope=openid&state=s").unwrap();
-        assert_eq!(code_of(parse(&p, &c)), ErrorCode::UnsupportedResponseType);
-        assert_eq!(code_of(parse(&params("&request=x"), &c)), ErrorCode::RequestNotSupported);
-        assert_eq!(code_of(parse(&params("&prompt=none+login"), &c)), ErrorCode::InvalidRequest);
-        assert_eq!(code_of(parse(&params("&max_age=-1"), &c)), ErrorCode::InvalidRequest);
+        assert_eq!(code_of(parse(&p, &c, &Catalogue::default())), ErrorCode::UnsupportedResponseType);
+        assert_eq!(code_of(parse(&params("&request=x"), &c, &Catalogue::default())), ErrorCode::RequestNotSupported);
+        assert_eq!(code_of(parse(&params("&prompt=none+login"), &c, &Catalogue::default())), ErrorCode::InvalidRequest);
+        assert_eq!(code_of(parse(&params("&max_age=-1"), &c, &Catalogue::default())), ErrorCode::InvalidRequest);
         let p = Params::parse(b"client_id=c1&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=code&scope=phone&state=s").unwrap();
-        assert_eq!(code_of(parse(&p, &c)), ErrorCode::InvalidScope);
+        assert_eq!(code_of(parse(&p, &c, &Catalogue::default())), ErrorCode::InvalidScope);
     }
 }

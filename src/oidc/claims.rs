@@ -23,7 +23,7 @@ pub async fn released_claims(
         Some(l) if l.withdrawn_at.is_some() => Link::Withdrawn,
         Some(_) => Link::Active,
     };
-    let facts = ReleaseFacts { policy: client.policy(), token_scope: scope, consent: consent.as_ref(), link };
+    let facts = ReleaseFacts { policy: client.policy(&app.scopes), token_scope: scope, consent: consent.as_ref(), link };
     let mut claims = privacy::release(user, &facts);
     let names: Vec<&str> = claims.keys().map(String::as_str).collect();
     app.store

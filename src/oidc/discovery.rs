@@ -8,10 +8,10 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::model::SigningAlg;
-use crate::privacy::SCOPES;
+use crate::privacy::{Catalogue, SCOPES};
 use crate::state::AppState;
 
-pub fn document(config: &Config) -> Bytes {
+pub fn document(config: &Config, catalogue: &Catalogue) -> Bytes {
     let iss = config.issuer();
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
     let claims: Vec<&str> = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "at_hash"]
@@ -27,7 +27,7 @@ pub fn document(config: &Config) -> Bytes {
         "revocation_endpoint": format!("{iss}/revoke"),
         "introspection_endpoint": format!("{iss}/introspect"),
         "end_session_endpoint": format!("{iss}/logout"),
-        "scopes_supported": SCOPES.iter().map(|s| s.name).collect::<Vec<_>>(),
+        "scopes_supported": catalogue.iter().map(|s| s.name).collect::<Vec<_>>(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],

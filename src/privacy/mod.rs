@@ -7,4 +7,4 @@ mod scopes;
 
 pub use policy::{ClientPolicy, Link, ReleaseFacts, grantable, release, releasable};
 pub use release::Claims;
-pub use scopes::{SCOPES, ScopeInfo, ScopeSet, is_sensitive, scope_info};
+pub use scopes::{Catalogue, CustomScope, SCOPES, ScopeInfo, ScopeSet};

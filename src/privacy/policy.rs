@@ -4,12 +4,14 @@
 //! (3) the user consented and has not withdrawn, (4) the user signed in to the client at
 //! least once (an active client-user link).
 
-use super::{Claims, ScopeSet, scopes::is_sensitive};
+use super::{Catalogue, Claims, ScopeSet};
 use crate::model::{ClientStatus, User};
 
 /// What an admin decided about a client.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientPolicy<'a> {
+    /// Which scopes are sensitive, and what they release.
+    pub catalogue: &'a Catalogue,
     pub status: ClientStatus,
     pub enabled: &'a ScopeSet,
     pub approved: &'a ScopeSet,
@@ -24,7 +26,7 @@ pub fn grantable(policy: &ClientPolicy<'_>, requested: &ScopeSet) -> ScopeSet {
     ScopeSet::from_iter(
         requested
             .iter()
-            .filter(|s| policy.enabled.contains(s) && (!is_sensitive(s) || (verified && policy.approved.contains(s)))),
+            .filter(|s| policy.enabled.contains(s) && (!policy.catalogue.is_sensitive(s) || (verified && policy.approved.contains(s)))),
     )
 }
 
@@ -61,12 +63,14 @@ pub fn releasable(facts: &ReleaseFacts<'_>) -> ScopeSet {
 /// The claims about `user` that the client may receive (`sub` is added by the caller, as
 /// it is per client).
 pub fn release(user: &User, facts: &ReleaseFacts<'_>) -> Claims {
-    super::release::claims_for(user, &releasable(facts))
+    super::release::claims_for(user, &releasable(facts), facts.policy.catalogue)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static CATALOGUE: std::sync::LazyLock<Catalogue> = std::sync::LazyLock::new(Catalogue::default);
     use crate::model::UserId;
 
     fn user() -> User {
@@ -115,7 +119,7 @@ mod tests {
                             let consent_set = if link == Link::Withdrawn { None } else { consent_set };
                             let token_scope = set(scope);
                             let facts = ReleaseFacts {
-                                policy: ClientPolicy { status, enabled: &enabled, approved: &approved },
+                                policy: ClientPolicy { catalogue: &CATALOGUE, status, enabled: &enabled, approved: &approved },
                                 token_scope: &token_scope,
                                 consent: consent_set.as_ref(),
                                 link,
@@ -142,9 +146,9 @@ mod tests {
     fn unverified_client_gets_only_the_non_sensitive_part() {
         let enabled = set("openid email profile");
         let approved = set("email profile");
-        let policy = ClientPolicy { status: ClientStatus::Unverified, enabled: &enabled, approved: &approved };
+        let policy = ClientPolicy { catalogue: &CATALOGUE, status: ClientStatus::Unverified, enabled: &enabled, approved: &approved };
         assert_eq!(grantable(&policy, &set("openid email profile")), set("openid"));
-        let policy = ClientPolicy { status: ClientStatus::Verified, ..policy };
+        let policy = ClientPolicy { catalogue: &CATALOGUE, status: ClientStatus::Verified, ..policy };
         assert_eq!(grantable(&policy, &set("openid email profile phone")), set("openid email profile"));
     }
 
@@ -154,7 +158,7 @@ mod tests {
     fn token_scope_consent_and_enabled_scopes_each_bound_the_release() {
         let enabled = set("openid email profile");
         let approved = set("email phone");
-        let policy = ClientPolicy { status: ClientStatus::Verified, enabled: &enabled, approved: &approved };
+        let policy = ClientPolicy { catalogue: &CATALOGUE, status: ClientStatus::Verified, enabled: &enabled, approved: &approved };
         let facts = |token_scope, consent| ReleaseFacts { policy, token_scope, consent, link: Link::Active };
         let all = set("openid email profile phone");
         let openid = set("openid");
@@ -174,7 +178,7 @@ mod tests {
     fn scopes_match_whole_tokens_only() {
         let enabled = set("openid email");
         let approved = set("email");
-        let policy = ClientPolicy { status: ClientStatus::Verified, enabled: &enabled, approved: &approved };
+        let policy = ClientPolicy { catalogue: &CATALOGUE, status: ClientStatus::Verified, enabled: &enabled, approved: &approved };
         assert_eq!(grantable(&policy, &set("openid email_marketing emai")), set("openid"));
     }
 }

@@ -19,3 +19,4 @@ mod cli;
 mod browser;
 mod admin_pages;
 mod owner_clients;
+mod scopes;

@@ -106,7 +106,7 @@ impl TestApp {
         if spec.public {
             spec.grant_types.retain(|g| g != "client_credentials");
         }
-        admin::create_client(&self.state.store, spec, &admin::Actor::cli(), self.clock.now()).await.unwrap()
+        admin::create_client(&self.state.store, &self.state.scopes, spec, &admin::Actor::cli(), self.clock.now()).await.unwrap()
     }
 
     pub fn browser(&self) -> Browser {

@@ -114,7 +114,7 @@ pub fn user_tokens(
     // no longer enabled) since the code or refresh token was issued is not granted any more,
     // and the response says so (RFC 6749 §3.3).
     let granted = ScopeSet::parse(grant.scope).unwrap_or_default();
-    let scope = privacy::grantable(&client.policy(), &granted).to_string();
+    let scope = privacy::grantable(&client.policy(&app.scopes), &granted).to_string();
     let grant = &UserGrant { scope: &scope, ..*grant };
     let subject = app.subject(&client, &grant.user.id);
     let access = access_token(app, client, &subject, Some(grant), grant.scope)?;
