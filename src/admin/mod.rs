@@ -26,7 +26,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 use crate::clock::Timestamp;
 use crate::crypto::password::PasswordHasher;
-use crate::crypto::{random_id, random_token, token_hash};
+use crate::crypto::{random_token, token_hash};
 use crate::model::{Client, ClientId, ClientStatus, GrantType, ScopeState, SigningAlg, User, UserId};
 use crate::oidc::redirect_uri;
 use crate::privacy::{Catalogue, ScopeSet};
@@ -181,7 +181,9 @@ pub async fn create_owned_client(
         status: if spec.verified { ClientStatus::Verified } else { ClientStatus::Unverified },
         approved_scopes: if spec.verified { sensitive.clone() } else { ScopeSet::default() },
         public_subject: false,
-        id: ClientId(random_id()),
+        // Letters and digits only: ids go on command lines and into URLs, where a leading
+        // `-` or a `_` would trip people (and argument parsers) up.
+        id: ClientId(uuid::Uuid::new_v4().simple().to_string()),
         name: name.to_string(),
         secret_hash: secret.as_deref().map(token_hash),
         redirect_uris: spec.redirect_uris,

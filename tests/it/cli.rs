@@ -94,6 +94,12 @@ async fn client_create_prints_one_json_object() {
     let output = sluis.run(&["client", "create", "--name", "X", "--redirect-uri", "https://app.example/cb", "--signing-alg", "HS256"], None);
     let line = one_line_failure(&output, "client with HS256");
     assert!(line.contains("HS256"), "{line}");
+
+    // Client ids are letters and digits, so they never look like a flag on a command line.
+    for client in [&confidential, &public] {
+        let id = client["client_id"].as_str().unwrap();
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+    }
 }
 
 #[tokio::test]
