@@ -19,6 +19,8 @@ BIN="$PWD/target/release/sluis"
 WORK="$(mktemp -d /tmp/sluis-bench.XXXXXX)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 export SLUIS_LISTEN="127.0.0.1:$PORT" SLUIS_ISSUER="http://127.0.0.1:$PORT" SLUIS_DATA_DIR="$WORK/data"
+# The load comes from one address: per-IP rate limits would measure the limiter, not Sluis.
+export SLUIS_RATE_LIMIT_TOKEN_PER_SECOND=0 SLUIS_RATE_LIMIT_API_PER_SECOND=0 SLUIS_RATE_LIMIT_LOGIN_PER_MINUTE=0
 SERVER_PID=""
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -33,8 +33,23 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Who may register clients at `/account/clients`.
     pub client_registration: ClientRegistration,
+    /// Proxies (addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For` headers are
+    /// believed; from anyone else the connection's address is the client's.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Requests per client IP before `429 Too Many Requests`; 0 turns a limit off.
+    pub rate_limit_login_per_minute: u32,
+    pub rate_limit_token_per_second: u32,
+    pub rate_limit_api_per_second: u32,
     /// Operator-defined scopes, beside the standard ones (`[[scopes]]` tables).
     pub scopes: Vec<crate::privacy::CustomScope>,
+    /// Sensitive actions (password change, turning off 2FA, new recovery codes, admin pages)
+    /// ask for the password (and second factor) again when the last sign-in is older, seconds.
+    pub reauth_max_age: u32,
+    /// Administrators must have a second factor to use the admin pages or sign in to apps.
+    pub require_2fa_for_admins: bool,
+    /// Every user must have a second factor to sign in to apps.
+    pub require_2fa_for_all: bool,
 }
 
 /// Who may register their own clients (they start unverified either way).
@@ -70,7 +85,14 @@ impl Default for Config {
             password_hash_workers: 0,
             log_format: LogFormat::Text,
             client_registration: ClientRegistration::Admins,
+            trusted_proxies: Vec::new(),
+            rate_limit_login_per_minute: 30,
+            rate_limit_token_per_second: 100,
+            rate_limit_api_per_second: 100,
             scopes: Vec::new(),
+            reauth_max_age: 900,
+            require_2fa_for_admins: true,
+            require_2fa_for_all: false,
         }
     }
 }
@@ -118,6 +140,7 @@ impl Config {
             ("id_token_ttl", self.id_token_ttl),
             ("refresh_token_ttl", self.refresh_token_ttl),
             ("session_ttl", self.session_ttl),
+            ("reauth_max_age", self.reauth_max_age),
         ] {
             if value == 0 {
                 return Err(ConfigError(format!("key `{key}`: must be at least 1 second")));
@@ -147,6 +170,19 @@ impl Config {
     pub fn https(&self) -> bool {
         self.issuer.starts_with("https://")
     }
+}
+
+/// Networks in CIDR form, or single addresses (a /32 or /128).
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let items = Vec::<String>::deserialize(d)?;
+    items
+        .iter()
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address or network")))
+        })
+        .collect()
 }
 
 /// One line naming the key; figment's own message already does, plus the source.

@@ -59,6 +59,8 @@ pub fn app(state: AppState) -> Router {
         .route("/static/form_post.js", get(|| async { static_file("text/javascript", include_str!("../static/form_post.js")) }))
         .fallback(|| async { error::PageError::not_found() })
         .layer(sessions)
+        // Before the session layer: a refused request costs no database round trip.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::rate_limit::limit))
         .layer(axum::middleware::from_fn(web::security_headers))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -140,6 +142,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         secrets: Arc::new(secrets),
         discovery: oidc::discovery_document(&config, &scopes),
         scopes: Arc::new(scopes),
+        limits: Arc::new(web::rate_limit::RateLimits::new(&config)),
         config: Arc::new(config),
         store,
         clock,
@@ -157,6 +160,7 @@ pub fn spawn_maintenance(state: AppState) {
                 Ok(ring) => state.keys.replace(ring),
                 Err(e) => tracing::warn!("key reload failed: {e}"),
             }
+            state.limits.shrink();
             if let Err(e) = state.store.purge_expired(now).await {
                 tracing::warn!("purge failed: {e}");
             }

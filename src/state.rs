@@ -21,6 +21,7 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub keys: Arc<KeyCache>,
     pub secrets: Arc<InstanceSecrets>,
+    pub limits: Arc<crate::web::rate_limit::RateLimits>,
     /// The scope catalogue: standard scopes plus the operator's.
     pub scopes: Arc<Catalogue>,
     /// Discovery documents, serialised once: they only change with the config.
@@ -69,6 +70,8 @@ impl KeyCache {
 #[derive(Debug)]
 pub struct InstanceSecrets {
     pub key_sealer: Sealer,
+    /// Seals TOTP secrets at rest (its own purpose: a sealed key cannot be opened as one).
+    pub totp_sealer: Sealer,
     pairwise: aws_lc_rs::hmac::Key,
 }
 
@@ -79,6 +82,7 @@ impl InstanceSecrets {
         let derived = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &material);
         Self {
             key_sealer: Sealer::new(instance_secret, "signing keys"),
+            totp_sealer: Sealer::new(instance_secret, "totp secrets"),
             pairwise: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref()),
         }
     }

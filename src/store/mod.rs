@@ -10,6 +10,7 @@ mod events;
 mod grant_review;
 mod grants;
 mod keys;
+mod second_factors;
 mod sessions;
 mod users;
 
@@ -28,6 +29,7 @@ pub use events::{AuditEntry, DataAccess};
 pub use grant_review::{ScopeCount, UserGrant};
 pub use grants::{NewGrant, NewRefresh, RefreshOutcome, StoredGrant, StoredRefresh};
 pub use keys::StoredKey;
+pub use second_factors::TotpFactor;
 pub use sessions::SessionStore;
 pub use users::NewUser;
 

@@ -59,6 +59,26 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// Sets a new password hash (already argon2id). `updated_at` stays: it is the profile
+    /// claim clients see, and a password is not part of the profile.
+    pub async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The user's password hash, for re-authentication.
+    pub async fn password_hash(&self, id: &UserId) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1").bind(id.as_str()).fetch_optional(&self.pool).await?;
+        Ok(match row {
+            Some(row) => row.try_get("password_hash")?,
+            None => None,
+        })
+    }
+
     /// The user and their password hash, for sign-in.
     pub async fn user_credentials(&self, email: &str) -> Result<Option<(User, Option<String>)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, password_hash FROM users WHERE email_norm = $1")))

@@ -4,6 +4,7 @@ pub mod client_ip;
 pub mod csrf;
 pub mod flash;
 pub mod params;
+pub mod rate_limit;
 pub mod templates;
 
 use axum::extract::Request;

@@ -20,3 +20,4 @@ mod browser;
 mod admin_pages;
 mod owner_clients;
 mod scopes;
+mod limits;
