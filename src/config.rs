@@ -33,6 +33,15 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Who may register clients at `/account/clients`.
     pub client_registration: ClientRegistration,
+    /// Failed sign-ins on one account within `login_window_seconds` that lock it for
+    /// `login_lock_seconds` (from a third of this on, each failure also delays the next try).
+    pub login_lock_after: u32,
+    /// The same for one client IP address (an IPv6 /64), across accounts.
+    pub login_ip_lock_after: u32,
+    pub login_window_seconds: u32,
+    pub login_lock_seconds: u32,
+    /// How long sign-in records and IP addresses are kept (`[retention]`).
+    pub retention: Retention,
     /// Proxies (addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For` headers are
     /// believed; from anyone else the connection's address is the client's.
     #[serde(deserialize_with = "networks")]
@@ -50,6 +59,22 @@ pub struct Config {
     pub require_2fa_for_admins: bool,
     /// Every user must have a second factor to sign in to apps.
     pub require_2fa_for_all: bool,
+}
+
+/// Retention limits, in days (docs/privacy.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Sign-in attempts and account events older than this are deleted.
+    pub login_days: u32,
+    /// IP addresses older than this are cut to their network (IPv4 /24, IPv6 /48).
+    pub ip_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { login_days: 90, ip_days: 30 }
+    }
 }
 
 /// Who may register their own clients (they start unverified either way).
@@ -85,6 +110,11 @@ impl Default for Config {
             password_hash_workers: 0,
             log_format: LogFormat::Text,
             client_registration: ClientRegistration::Admins,
+            login_lock_after: 10,
+            login_ip_lock_after: 50,
+            login_window_seconds: 900,
+            login_lock_seconds: 900,
+            retention: Retention::default(),
             trusted_proxies: Vec::new(),
             rate_limit_login_per_minute: 30,
             rate_limit_token_per_second: 100,
@@ -113,7 +143,9 @@ impl Config {
             None if Path::new("sluis.toml").exists() => figment = figment.merge(Toml::file_exact("sluis.toml")),
             None => {}
         }
-        figment = figment.merge(Env::prefixed("SLUIS_"));
+        // `__` reaches into a table: SLUIS_RETENTION__LOGIN_DAYS is `retention.login_days`.
+        // (Without the split the variable would be the unknown key `retention__login_days`.)
+        figment = figment.merge(Env::prefixed("SLUIS_").split("__"));
         let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
         config.validate()?;
         Ok(config)
@@ -140,10 +172,22 @@ impl Config {
             ("id_token_ttl", self.id_token_ttl),
             ("refresh_token_ttl", self.refresh_token_ttl),
             ("session_ttl", self.session_ttl),
+            ("login_window_seconds", self.login_window_seconds),
+            ("login_lock_seconds", self.login_lock_seconds),
             ("reauth_max_age", self.reauth_max_age),
         ] {
             if value == 0 {
                 return Err(ConfigError(format!("key `{key}`: must be at least 1 second")));
+            }
+        }
+        for (key, value) in [
+            ("login_lock_after", self.login_lock_after),
+            ("login_ip_lock_after", self.login_ip_lock_after),
+            ("retention.login_days", self.retention.login_days),
+            ("retention.ip_days", self.retention.ip_days),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("key `{key}`: must be at least 1")));
             }
         }
         crate::privacy::Catalogue::with_custom(&self.scopes).map_err(|e| ConfigError(format!("key `scopes`: {e}")))?;
@@ -252,6 +296,34 @@ mod tests {
             assert!(Config::load(None).unwrap_err().to_string().contains("scopes"));
             jail.create_file("sluis.toml", "[[scopes]]\nname = \"x\"\ndescription = \"x\"\ncolour = 1\n")?;
             assert!(Config::load(None).unwrap_err().to_string().contains("colour"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn retention_is_a_table_and_nested_env_keys_use_a_double_underscore() {
+        assert_eq!((Config::default().retention.login_days, Config::default().retention.ip_days), (90, 30));
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("sluis.toml", "[retention]\nlogin_days = 60\n")?;
+            let config = Config::load(None).unwrap();
+            assert_eq!((config.retention.login_days, config.retention.ip_days), (60, 30), "unset keys keep their default");
+            jail.set_env("SLUIS_RETENTION__IP_DAYS", "7");
+            let config = Config::load(None).unwrap();
+            assert_eq!((config.retention.login_days, config.retention.ip_days), (60, 7));
+            // A single underscore names no key, and says so.
+            jail.set_env("SLUIS_RETENTION_IP_DAYS", "7");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("retention_ip_days"), "{err}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("sluis.toml", "[retention]\nlogin_days = 60\nbogus = 1\n")?;
+            assert!(Config::load(None).unwrap_err().to_string().contains("bogus"));
+            jail.create_file("sluis.toml", "[retention]\nip_days = 0\n")?;
+            assert!(Config::load(None).unwrap_err().to_string().contains("retention.ip_days"));
+            jail.create_file("sluis.toml", "login_lock_after = 3\nlogin_window_seconds = 60\n")?;
+            let config = Config::load(None).unwrap();
+            assert_eq!((config.login_lock_after, config.login_window_seconds, config.login_ip_lock_after), (3, 60, 50));
             Ok(())
         });
     }

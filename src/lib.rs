@@ -58,6 +58,8 @@ pub fn app(state: AppState) -> Router {
         .route("/static/sluis.css", get(|| async { static_file("text/css", include_str!("../static/sluis.css")) }))
         .route("/static/form_post.js", get(|| async { static_file("text/javascript", include_str!("../static/form_post.js")) }))
         .fallback(|| async { error::PageError::not_found() })
+        // Inside the session layer: keeps `user_sessions` in step and signs ended sessions out.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), login::session::track))
         .layer(sessions)
         // Before the session layer: a refused request costs no database round trip.
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::rate_limit::limit))
@@ -149,8 +151,21 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     })
 }
 
-/// Periodic work of a running server: pick up rotated keys, drop expired rows.
+/// Periodic work of a running server: pick up rotated keys, drop expired rows; and, hourly
+/// in a task of its own (a first purge of a large backlog may take a while), the
+/// retention purge of the login history.
 pub fn spawn_maintenance(state: AppState) {
+    let retention = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match login::retention::purge(&retention.store, &retention.config, retention.now()).await {
+                Ok(report) => tracing::info!(?report, "retention purge"),
+                Err(e) => tracing::warn!("retention purge failed: {e}"),
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {

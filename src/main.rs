@@ -40,6 +40,9 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Apply the retention limits now: delete old sign-in records, truncate old IP
+    /// addresses (`sluis serve` does this every hour). Prints what it did as JSON.
+    Purge,
 }
 
 #[derive(Subcommand)]
@@ -229,6 +232,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = migrated_store(&config).await?;
             admin::set_subject_type(&store, &client_id, subject_type == "public", &Actor::cli(), clock.now()).await?;
             println!("{}", json!({"client_id": client_id, "subject_type": subject_type}));
+            Ok(())
+        }
+        Command::Purge => {
+            let store = migrated_store(&config).await?;
+            let report = sluis::login::retention::purge(&store, &config, clock.now()).await.context("purge failed")?;
+            println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate { alg }) => {

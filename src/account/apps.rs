@@ -14,6 +14,7 @@ use axum::response::Response;
 use super::SignedIn;
 use crate::clock::Timestamp;
 use crate::error::PageError;
+use crate::login::events::{self, AccountEvent, Origin};
 use crate::model::{ClientId, ClientStatus, UserId};
 use crate::privacy::{self, Catalogue, Link, ReleaseFacts, ScopeSet};
 use crate::state::AppState;
@@ -86,12 +87,16 @@ pub enum Withdrawal {
 
 /// The user withdraws an app: `store.withdraw_link` ends link and consent and revokes the
 /// client's refresh and access tokens for the user in one transaction. The next sign-in
-/// to that client asks for consent again, as there is none.
-pub async fn withdraw(store: &Store, user: &UserId, client: &ClientId, now: Timestamp) -> Result<Withdrawal, StoreError> {
+/// to that client asks for consent again, as there is none. A withdrawal is an account
+/// event in the user's history.
+pub async fn withdraw(store: &Store, user: &UserId, client: &ClientId, origin: &Origin, now: Timestamp) -> Result<Withdrawal, StoreError> {
     if store.link(user, client).await?.is_none() {
         return Ok(Withdrawal::NotConnected);
     }
     let newly = store.withdraw_link(user, client, now).await?;
+    if newly {
+        events::record_account_event(store, user, AccountEvent::AppWithdrawn, Some(client.as_str()), origin, now).await?;
+    }
     let app_name = store.client(client.as_str()).await?.map_or_else(|| REMOVED_APP.to_string(), |c| c.name);
     Ok(if newly { Withdrawal::Withdrawn { app_name } } else { Withdrawal::AlreadyWithdrawn { app_name } })
 }
@@ -121,11 +126,11 @@ pub async fn get_apps(State(app): State<AppState>, me: SignedIn) -> Result<Respo
     }))
 }
 
-pub async fn post_withdraw(State(app): State<AppState>, me: SignedIn, body: Bytes) -> Result<Response, PageError> {
+pub async fn post_withdraw(State(app): State<AppState>, me: SignedIn, origin: Origin, body: Bytes) -> Result<Response, PageError> {
     let form = Params::parse(&body).map_err(|_| PageError::bad_request("The form could not be read."))?;
     csrf::verify(&me.session, form.get("csrf_token")).await?;
     let client = ClientId(form.get("client_id").ok_or_else(|| PageError::bad_request("Choose an app to withdraw."))?.to_string());
-    let message = match withdraw(&app.store, &me.user.id, &client, app.now()).await? {
+    let message = match withdraw(&app.store, &me.user.id, &client, &origin, app.now()).await? {
         Withdrawal::Withdrawn { app_name } => {
             format!("{app_name} was withdrawn: it receives no more data about you. Signing in to it again asks for your consent first.")
         }

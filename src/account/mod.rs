@@ -5,6 +5,10 @@ pub mod activity;
 pub mod apps;
 pub mod client_pages;
 pub mod clients;
+pub mod history;
+pub mod password;
+pub mod security;
+pub mod sessions;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
@@ -27,6 +31,11 @@ pub fn router() -> Router<AppState> {
         .route("/account/apps", get(apps::get_apps))
         .route("/account/apps/withdraw", post(apps::post_withdraw))
         .route("/account/activity", get(activity::get_activity))
+        .route("/account/security/history", get(history::get_history))
+        .route("/account/sessions", get(sessions::get_sessions))
+        .route("/account/sessions/end", post(sessions::post_end))
+        .route("/account/security", get(security::get_security).post(security::post_security))
+        .route("/account/password", get(password::get_password).post(password::post_password))
         .route("/account/clients", get(client_pages::get_clients).post(client_pages::post_clients))
         .route("/account/clients/{id}", get(client_pages::get_client).post(client_pages::post_client))
         .route("/account/clients/{id}/secrets", post(client_pages::post_secret))

@@ -3,6 +3,7 @@
 mod api;
 mod grants;
 pub mod guard;
+mod logins;
 mod pages;
 
 use axum::Router;
@@ -19,6 +20,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/audit", get(pages::get_audit))
         .route("/admin/grants", get(grants::get_grants))
         .route("/api/admin/grants", get(grants::get_grants_json))
+        .route("/admin/logins", get(logins::get_logins))
+        .route("/admin/logins.csv", get(logins::get_logins_csv))
+        .route("/api/admin/logins", get(logins::get_logins_json))
         .route("/api/admin/clients", get(api::get_clients))
         .route("/api/admin/clients/{id}", get(api::get_client).post(api::post_client))
         .route_layer(axum::middleware::from_fn_with_state(state, guard::require_admin))
@@ -58,18 +62,24 @@ pub async fn create_user(store: &Store, hasher: &PasswordHasher, spec: NewUserSp
     if !valid {
         return Err(AdminError::Invalid(format!("{email:?} is not an email address")));
     }
-    if spec.password.chars().count() < 8 {
-        return Err(AdminError::Invalid("the password must have at least 8 characters".into()));
-    }
-    if spec.password.len() > 1024 {
-        return Err(AdminError::Invalid("the password is longer than 1024 bytes".into()));
-    }
+    check_password(&spec.password)?;
     let hash = hasher.hash(spec.password).await.map_err(|e| AdminError::Invalid(e.to_string()))?;
     let new = NewUser { email: email.to_string(), name: spec.name, password_hash: Some(hash), is_admin: spec.is_admin };
     store.create_user(new, now).await.map_err(|e| match e {
         StoreError::Conflict => AdminError::DuplicateEmail,
         e => AdminError::Store(e),
     })
+}
+
+/// The rules for a new password, wherever it is set (CLI, the password page).
+pub fn check_password(password: &str) -> Result<(), AdminError> {
+    if password.chars().count() < 8 {
+        return Err(AdminError::Invalid("the password must have at least 8 characters".into()));
+    }
+    if password.len() > 1024 {
+        return Err(AdminError::Invalid("the password is longer than 1024 bytes".into()));
+    }
+    Ok(())
 }
 
 /// Who performs an admin action, for the audit log.

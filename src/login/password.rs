@@ -6,18 +6,18 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::session;
-use crate::crypto::random_id;
+use super::events::{self, Attempt, Failure, Method, Origin, Outcome};
+use super::throttle::{self, Check, Policy, Subject};
 use crate::error::PageError;
-use crate::model::Authentication;
+use crate::model::{ClientId, User};
 use crate::oidc::authorize::load_pending;
 use crate::state::AppState;
 use crate::web::params::Params;
 use crate::web::templates::LoginPage;
-use crate::web::{csrf, render, see_other};
+use crate::web::{csrf, render};
 
-/// The same words for an unknown email and a wrong password: the answer must not tell
-/// whether an account exists.
+/// The same words for an unknown email, a wrong password and a locked account: the answer
+/// must not tell whether an account exists (nor that the right password met a lock).
 const WRONG_CREDENTIALS: &str = "The email address or password is incorrect.";
 
 #[derive(Deserialize)]
@@ -27,14 +27,14 @@ pub struct LoginQuery {
 
 pub async fn get_login(State(app): State<AppState>, session: Session, Query(q): Query<LoginQuery>) -> Response {
     let request_id = q.request_id.unwrap_or_default();
-    let (client_name, hint, redirect_uri) = match pending_context(&app, &request_id).await {
+    let (client_name, hint, redirect_uri, _) = match pending_context(&app, &request_id).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
     page(&session, &request_id, client_name.as_deref(), redirect_uri.as_deref(), hint.as_deref().unwrap_or(""), None).await
 }
 
-pub async fn post_login(State(app): State<AppState>, session: Session, body: Bytes) -> Response {
+pub async fn post_login(State(app): State<AppState>, session: Session, origin: Origin, body: Bytes) -> Response {
     let Ok(form) = Params::parse(&body) else {
         return PageError::bad_request("The form could not be read.").into_response();
     };
@@ -44,7 +44,7 @@ pub async fn post_login(State(app): State<AppState>, session: Session, body: Byt
     let request_id = form.get("request_id").unwrap_or("");
     let email = form.get("email").unwrap_or("");
     let password = form.get("password").unwrap_or("");
-    let (client_name, _, redirect_uri) = match pending_context(&app, request_id).await {
+    let (client_name, _, redirect_uri, client_id) = match pending_context(&app, request_id).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -52,40 +52,25 @@ pub async fn post_login(State(app): State<AppState>, session: Session, body: Byt
         return page(&session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some("Enter your email address and password.")).await;
     }
 
-    let user = match app.store.user_credentials(email).await {
-        Ok(u) => u,
-        Err(e) => return PageError::from(e).into_response(),
-    };
-    let (user, hash) = match user {
-        Some((user, hash)) => (Some(user), hash),
-        None => (None, None),
-    };
-    let verified = match app.passwords.verify(hash, password.to_string()).await {
-        Ok(v) => v,
-        Err(e) => return PageError::internal(&e).into_response(),
-    };
-    let Some(user) = user.filter(|_| verified) else {
-        tracing::info!(outcome = "failed", "password sign-in failed");
-        return page(&session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some(WRONG_CREDENTIALS)).await;
+    let user = match check_password(&app, &origin, client_id.as_ref(), email, password).await {
+        Ok(Ok(user)) => user,
+        Ok(Err(message)) => {
+            tracing::info!(outcome = "failed", "password sign-in failed");
+            return page(&session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some(&message)).await;
+        }
+        Err(e) => return e.into_response(),
     };
 
-    let auth = Authentication { user_id: user.id, auth_time: app.now(), amr: vec!["pwd".into()], sid: random_id() };
-    if let Err(e) = session::sign_in(&session, &auth).await {
-        return e.into_response();
-    }
     tracing::info!(outcome = "ok", "password sign-in");
-    if let Err(e) = mark_login_done(&app, request_id).await {
-        return e.into_response();
-    }
-    if request_id.is_empty() {
-        see_other("/account")
-    } else {
-        see_other(&format!("/authorize/resume?request_id={}", url::form_urlencoded::byte_serialize(request_id.as_bytes()).collect::<String>()))
+    // Signs in, or asks for the second factor first when the account has one.
+    match super::second_factor::after_first_factor(&app, &session, &user, vec!["pwd".into()], request_id).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
 /// Notes on the pending request that the user signed in for it (see `login_done`).
-async fn mark_login_done(app: &AppState, request_id: &str) -> Result<(), PageError> {
+pub(super) async fn mark_login_done(app: &AppState, request_id: &str) -> Result<(), PageError> {
     if request_id.is_empty() {
         return Ok(());
     }
@@ -97,16 +82,68 @@ async fn mark_login_done(app: &AppState, request_id: &str) -> Result<(), PageErr
     Ok(())
 }
 
-/// The client's name, login hint and redirect URI of a pending authorization request, if any.
-async fn pending_context(app: &AppState, request_id: &str) -> Result<(Option<String>, Option<String>, Option<String>), PageError> {
+/// The user whose password this is, or the words to answer with. Under the login throttle;
+/// every outcome is recorded in the login history.
+async fn check_password(app: &AppState, origin: &Origin, client: Option<&ClientId>, email: &str, password: &str) -> Result<Result<User, String>, PageError> {
+    let now = app.now();
+    let (user, hash) = match app.store.user_credentials(email).await? {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, None),
+    };
+    let user_id = user.as_ref().map(|u| u.id.clone());
+    let record = |outcome| {
+        let attempt = Attempt { user: user_id.as_ref(), client, method: Method::Password, outcome };
+        async move { events::record_attempt(&app.store, &attempt, origin, now).await }
+    };
+    let subject = match &user_id {
+        Some(id) => Subject::User(id),
+        None => Subject::UnknownEmail(email),
+    };
+    let ticket = match throttle::check_and_note(&app.store, &Policy::from_config(&app.config), subject, origin.ip.as_deref(), now).await? {
+        Check::Allowed(ticket) => ticket,
+        Check::Delayed { retry_after } => {
+            record(Outcome::Failure(Failure::Throttled)).await?;
+            let unit = if retry_after == 1 { "second" } else { "seconds" };
+            return Ok(Err(format!("Too many attempts. Wait {retry_after} {unit}, then try again.")));
+        }
+        Check::Locked => {
+            record(Outcome::Failure(Failure::Locked)).await?;
+            return Ok(Err(WRONG_CREDENTIALS.to_string()));
+        }
+    };
+    let verified = app.passwords.verify(hash, password.to_string()).await.map_err(|e| PageError::internal(&e))?;
+    match user.filter(|_| verified) {
+        Some(user) => {
+            // With a second factor still to come, earlier failures keep counting: a right
+            // password must not reset the count that also limits code guessing.
+            if app.store.has_second_factor(&user.id).await? {
+                ticket.passed(&app.store, now).await?;
+            } else {
+                ticket.succeeded(&app.store, now).await?;
+            }
+            record(Outcome::Success).await?;
+            Ok(Ok(user))
+        }
+        None => {
+            ticket.failed(&app.store, now).await?;
+            let reason = if user_id.is_some() { Failure::WrongPassword } else { Failure::UnknownAccount };
+            record(Outcome::Failure(reason)).await?;
+            Ok(Err(WRONG_CREDENTIALS.to_string()))
+        }
+    }
+}
+
+/// The client's name, login hint and redirect URI of a pending authorization request, and
+/// the client's id, if any.
+async fn pending_context(app: &AppState, request_id: &str) -> Result<(Option<String>, Option<String>, Option<String>, Option<ClientId>), PageError> {
     if request_id.is_empty() {
-        return Ok((None, None, None));
+        return Ok((None, None, None, None));
     }
     let Some((request, _)) = load_pending(app, request_id).await? else {
         return Err(crate::oidc::authorize::expired_page());
     };
     let client = app.store.client(&request.client_id).await?;
-    Ok((client.map(|c| c.name), request.login_hint, Some(request.redirect_uri)))
+    Ok((client.map(|c| c.name), request.login_hint, Some(request.redirect_uri), Some(ClientId(request.client_id))))
 }
 
 /// The sign-in page; with a pending request, its form may end in a redirect to the client

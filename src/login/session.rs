@@ -1,9 +1,14 @@
 //! The signed-in state kept in the browser session.
 
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
+use super::events::Origin;
 use crate::error::PageError;
 use crate::model::Authentication;
+use crate::state::AppState;
 
 const AUTH: &str = "auth";
 
@@ -22,4 +27,61 @@ pub async fn sign_in(session: &Session, auth: &Authentication) -> Result<(), Pag
 /// Ends the session: its record is deleted and the cookie cleared.
 pub async fn sign_out(session: &Session) -> Result<(), PageError> {
     session.flush().await.map_err(|e| PageError::internal(&e))
+}
+
+/// A session's "last active" time is written at most this often (seconds).
+const TOUCH_EVERY: i64 = 60;
+
+/// Keeps the per-user session index (`user_sessions`, for `/account/sessions`) in step with
+/// the browser session, around every request, whichever path signed in or out:
+/// - before the handler, a signed-in session whose row is gone was ended from another
+///   browser: it is signed out, so the handler sees nobody; otherwise its last activity,
+///   address and record id are refreshed (at most once a minute);
+/// - after it, a new sign-in (a new `sid`) gets its row, and a sign-out or a replaced
+///   sign-in loses its own.
+pub async fn track(State(app): State<AppState>, session: Session, origin: Origin, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/static/") {
+        return next.run(request).await;
+    }
+    let before = match still_valid(&app, &session, &origin).await {
+        Ok(auth) => auth,
+        Err(e) => return e.into_response(),
+    };
+    let response = next.run(request).await;
+    let after = match current(&session).await {
+        Ok(auth) => auth,
+        Err(e) => return e.into_response(),
+    };
+    let (old, new) = (before.map(|a| a.sid), after.as_ref().map(|a| &a.sid));
+    if old.as_ref() != new {
+        let result = async {
+            if let Some(old) = &old {
+                app.store.delete_user_session(old).await?;
+            }
+            if let Some(auth) = &after {
+                app.store.insert_user_session(&auth.sid, &auth.user_id, &origin.stored(), app.now()).await?;
+            }
+            Ok::<_, crate::store::StoreError>(())
+        };
+        if let Err(e) = result.await {
+            return PageError::from(e).into_response();
+        }
+    }
+    response
+}
+
+/// The session's sign-in, if it is still valid; an ended one is signed out here.
+async fn still_valid(app: &AppState, session: &Session, origin: &Origin) -> Result<Option<Authentication>, PageError> {
+    let Some(auth) = current(session).await? else { return Ok(None) };
+    let Some(mark) = app.store.user_session_mark(&auth.sid).await? else {
+        sign_out(session).await?;
+        return Ok(None);
+    };
+    let now = app.now();
+    let record = session.id().map(|id| id.to_string());
+    if now - mark.last_seen_at >= TOUCH_EVERY || (record.is_some() && record != mark.record_id) {
+        let ip = origin.stored().ip;
+        app.store.touch_user_session(&auth.sid, now, record.as_deref(), ip.as_deref()).await?;
+    }
+    Ok(Some(auth))
 }

@@ -15,7 +15,8 @@ use crate::clock::Timestamp;
 use crate::crypto::{random_token, token_hash};
 use crate::error::{ErrorCode, PageError};
 use crate::login::session as login_session;
-use crate::model::{Authentication, ClientId};
+use crate::login::{mfa, second_factor};
+use crate::model::{Acr, Authentication, ClientId};
 use crate::privacy::ScopeSet;
 use crate::state::AppState;
 use crate::store::NewCode;
@@ -93,19 +94,23 @@ pub async fn load_pending(app: &AppState, id: &str) -> Result<Option<(Authorizat
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     Login,
+    /// Signed in with one factor where two are needed: ask for the second.
+    SecondFactor,
     Consent,
     IssueCode,
     Fail(ErrorCode),
 }
 
 /// OpenID Connect Core §3.1.2.3–4: sign in again when asked (prompt=login, max_age),
-/// ask for consent when not given or asked (prompt=consent), and with prompt=none fail
-/// instead of showing anything.
+/// add the second factor when two are needed (`acr_values`, or `policy_2fa`: the
+/// configuration requires it of this user), ask for consent when not given or asked
+/// (prompt=consent), and with prompt=none fail instead of showing anything.
 pub fn next_step(
     request: &AuthorizationRequest,
     requested_at: Timestamp,
     auth: Option<&Authentication>,
     consented: Option<&ScopeSet>,
+    policy_2fa: bool,
     now: Timestamp,
 ) -> Step {
     let fresh_enough = auth.is_some_and(|a| {
@@ -118,6 +123,11 @@ pub fn next_step(
     });
     if !fresh_enough {
         return if request.prompt.none { Step::Fail(ErrorCode::LoginRequired) } else { Step::Login };
+    }
+    let needs_two = policy_2fa || request.acr == Some(Acr::TwoFactor);
+    if needs_two && !auth.is_some_and(Authentication::two_factor) {
+        // §3.1.2.6: showing the second-factor page is an interaction prompt=none forbids.
+        return if request.prompt.none { Step::Fail(ErrorCode::InteractionRequired) } else { Step::SecondFactor };
     }
     let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
     let covered = consented.is_some_and(|c| scope.is_subset(c));
@@ -140,9 +150,23 @@ async fn proceed(app: &AppState, session: &Session, id: &str, request: Authoriza
         },
         None => None,
     };
+    let policy_2fa = match &auth {
+        Some(a) => match app.store.user(&a.user_id).await {
+            Ok(user) => user.is_some_and(|u| mfa::required_for(&app.config, &u)),
+            Err(e) => return PageError::from(e).into_response(),
+        },
+        None => false,
+    };
     let now = app.now();
-    match next_step(&request, requested_at, auth.as_ref(), consented.as_ref(), now) {
+    match next_step(&request, requested_at, auth.as_ref(), consented.as_ref(), policy_2fa, now) {
         Step::Login => crate::web::see_other(&format!("/login?request_id={id}")),
+        Step::SecondFactor => {
+            let auth = auth.expect("SecondFactor implies a signed-in user");
+            match second_factor_step(app, session, id, &request, &auth, policy_2fa).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            }
+        }
         Step::Consent => crate::web::see_other(&format!("/consent?request_id={id}")),
         Step::Fail(code) => {
             let _ = app.store.delete_auth_request(id).await;
@@ -159,6 +183,36 @@ async fn proceed(app: &AppState, session: &Session, id: &str, request: Authoriza
             }
         }
     }
+}
+
+/// A one-factor session where two are needed: step up if the account has a second factor;
+/// without one, lead the user to set it up when the configuration requires it, else tell
+/// the client (its acr_values cannot be met).
+async fn second_factor_step(
+    app: &AppState,
+    session: &Session,
+    id: &str,
+    request: &AuthorizationRequest,
+    auth: &Authentication,
+    policy_2fa: bool,
+) -> Result<Response, PageError> {
+    if app.store.has_second_factor(&auth.user_id).await? {
+        return second_factor::start_step_up(app, session, auth, second_factor::Then::StepUp { request_id: id.to_string() }).await;
+    }
+    if policy_2fa {
+        second_factor::resume_after_setup(session, id).await?;
+        crate::web::flash::set(session, "Two-factor authentication is required for your account. Set it up to continue.").await?;
+        return Ok(crate::web::see_other("/account/security"));
+    }
+    let _ = app.store.delete_auth_request(id).await;
+    Ok(error_response(
+        app,
+        &request.redirect_uri,
+        request.response_mode,
+        request.state.as_deref(),
+        ErrorCode::AccessDenied,
+        Some("the requested acr_values need two-factor authentication, which this account has not set up"),
+    ))
 }
 
 async fn issue_code(app: &AppState, request: &AuthorizationRequest, auth: Authentication, now: Timestamp) -> Result<String, PageError> {
@@ -251,6 +305,7 @@ mod tests {
             prompt,
             max_age,
             login_hint: None,
+            acr: None,
             consent_given: false,
             login_done: false,
         }
@@ -265,33 +320,51 @@ mod tests {
         let all = ScopeSet::parse("openid email profile").unwrap();
         let none = Prompt::default();
         let r = request(none.clone(), None);
-        assert_eq!(next_step(&r, 100, None, None, 100), Step::Login);
-        assert_eq!(next_step(&r, 100, Some(&auth(50)), None, 100), Step::Consent);
-        assert_eq!(next_step(&r, 100, Some(&auth(50)), Some(&all), 100), Step::IssueCode);
+        assert_eq!(next_step(&r, 100, None, None, false, 100), Step::Login);
+        assert_eq!(next_step(&r, 100, Some(&auth(50)), None, false, 100), Step::Consent);
+        assert_eq!(next_step(&r, 100, Some(&auth(50)), Some(&all), false, 100), Step::IssueCode);
         let partial = ScopeSet::parse("openid").unwrap();
-        assert_eq!(next_step(&r, 100, Some(&auth(50)), Some(&partial), 100), Step::Consent);
+        assert_eq!(next_step(&r, 100, Some(&auth(50)), Some(&partial), false, 100), Step::Consent);
 
         let silent = request(Prompt { none: true, ..Prompt::default() }, None);
-        assert_eq!(next_step(&silent, 100, None, None, 100), Step::Fail(ErrorCode::LoginRequired));
-        assert_eq!(next_step(&silent, 100, Some(&auth(50)), None, 100), Step::Fail(ErrorCode::ConsentRequired));
+        assert_eq!(next_step(&silent, 100, None, None, false, 100), Step::Fail(ErrorCode::LoginRequired));
+        assert_eq!(next_step(&silent, 100, Some(&auth(50)), None, false, 100), Step::Fail(ErrorCode::ConsentRequired));
 
         let login = request(Prompt { login: true, ..Prompt::default() }, None);
-        assert_eq!(next_step(&login, 100, Some(&auth(50)), Some(&all), 100), Step::Login);
-        assert_eq!(next_step(&login, 100, Some(&auth(100)), Some(&all), 100), Step::Login, "same second is not enough");
+        assert_eq!(next_step(&login, 100, Some(&auth(50)), Some(&all), false, 100), Step::Login);
+        assert_eq!(next_step(&login, 100, Some(&auth(100)), Some(&all), false, 100), Step::Login, "same second is not enough");
         let logged_in = AuthorizationRequest { login_done: true, ..login };
-        assert_eq!(next_step(&logged_in, 100, Some(&auth(100)), Some(&all), 101), Step::IssueCode);
+        assert_eq!(next_step(&logged_in, 100, Some(&auth(100)), Some(&all), false, 101), Step::IssueCode);
 
         let consent = request(Prompt { consent: true, ..Prompt::default() }, None);
-        assert_eq!(next_step(&consent, 100, Some(&auth(50)), Some(&all), 100), Step::Consent);
+        assert_eq!(next_step(&consent, 100, Some(&auth(50)), Some(&all), false, 100), Step::Consent);
         let approved = AuthorizationRequest { consent_given: true, ..consent };
-        assert_eq!(next_step(&approved, 100, Some(&auth(50)), Some(&all), 100), Step::IssueCode);
+        assert_eq!(next_step(&approved, 100, Some(&auth(50)), Some(&all), false, 100), Step::IssueCode);
 
         let max_age = request(none.clone(), Some(0));
-        assert_eq!(next_step(&max_age, 100, Some(&auth(100)), Some(&all), 100), Step::Login);
+        assert_eq!(next_step(&max_age, 100, Some(&auth(100)), Some(&all), false, 100), Step::Login);
         let max_age = AuthorizationRequest { login_done: true, ..max_age };
-        assert_eq!(next_step(&max_age, 100, Some(&auth(100)), Some(&all), 100), Step::IssueCode);
+        assert_eq!(next_step(&max_age, 100, Some(&auth(100)), Some(&all), false, 100), Step::IssueCode);
         let max_age = request(none, Some(60));
-        assert_eq!(next_step(&max_age, 100, Some(&auth(50)), Some(&all), 100), Step::IssueCode);
-        assert_eq!(next_step(&max_age, 100, Some(&auth(50)), Some(&all), 120), Step::Login);
+        assert_eq!(next_step(&max_age, 100, Some(&auth(50)), Some(&all), false, 100), Step::IssueCode);
+        assert_eq!(next_step(&max_age, 100, Some(&auth(50)), Some(&all), false, 120), Step::Login);
+    }
+
+    #[test]
+    fn two_factors_when_asked_or_required() {
+        let all = ScopeSet::parse("openid email profile").unwrap();
+        let two = Authentication { amr: vec!["pwd".into(), "otp".into(), "mfa".into()], ..auth(50) };
+        let wants_2fa = AuthorizationRequest { acr: Some(Acr::TwoFactor), ..request(Prompt::default(), None) };
+        assert_eq!(next_step(&wants_2fa, 100, Some(&auth(50)), Some(&all), false, 100), Step::SecondFactor);
+        assert_eq!(next_step(&wants_2fa, 100, Some(&two), Some(&all), false, 100), Step::IssueCode);
+        assert_eq!(next_step(&wants_2fa, 100, None, Some(&all), false, 100), Step::Login, "sign in first");
+        let one_is_fine = AuthorizationRequest { acr: Some(Acr::OneFactor), ..request(Prompt::default(), None) };
+        assert_eq!(next_step(&one_is_fine, 100, Some(&auth(50)), Some(&all), false, 100), Step::IssueCode);
+        assert_eq!(next_step(&one_is_fine, 100, Some(&auth(50)), Some(&all), true, 100), Step::SecondFactor, "policy");
+        let silent = AuthorizationRequest { prompt: Prompt { none: true, ..Prompt::default() }, ..wants_2fa.clone() };
+        assert_eq!(next_step(&silent, 100, Some(&auth(50)), Some(&all), false, 100), Step::Fail(ErrorCode::InteractionRequired));
+        assert_eq!(next_step(&silent, 100, Some(&two), Some(&all), false, 100), Step::IssueCode);
+        // The second factor comes before consent: the consent page is for a fully signed-in user.
+        assert_eq!(next_step(&wants_2fa, 100, Some(&auth(50)), None, false, 100), Step::SecondFactor);
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::pkce;
 use crate::error::ErrorCode;
-use crate::model::Client;
+use crate::model::{Acr, Client};
 use crate::privacy::{self, Catalogue, ScopeSet};
 use crate::web::params::Params;
 
@@ -38,6 +38,9 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The least authentication class `acr_values` accepts, when it names one we know.
+    #[serde(default)]
+    pub acr: Option<Acr>,
     /// Set once the user approved this very request (so prompt=consent asks only once).
     #[serde(default)]
     pub consent_given: bool,
@@ -155,6 +158,10 @@ pub fn parse(params: &Params, client: &Client, catalogue: &Catalogue) -> Result<
             _ => return Err(reject(ErrorCode::InvalidRequest, "max_age must be a non-negative integer")),
         },
     };
+    // OpenID Connect Core §3.1.2.1: acr_values lists acceptable classes in order of
+    // preference. We honour it as a requirement: the least class listed that we know must be
+    // met. Unknown values are ignored, as acr is a voluntary claim.
+    let acr = params.get("acr_values").and_then(|v| v.split(' ').filter_map(Acr::parse).min());
     // Without openid this is plain OAuth 2.0; a nonce only makes sense with an ID token.
     let nonce = params.get("nonce").map(str::to_string);
 
@@ -169,6 +176,7 @@ pub fn parse(params: &Params, client: &Client, catalogue: &Catalogue) -> Result<
         prompt,
         max_age,
         login_hint: params.get("login_hint").map(str::to_string),
+        acr,
         consent_given: false,
         login_done: false,
     })
@@ -218,6 +226,17 @@ mod tests {
         assert_eq!(req.scope, "email openid");
         assert_eq!(req.max_age, Some(60));
         assert_eq!(req.code_challenge.as_deref(), Some(CHALLENGE));
+        assert_eq!(req.acr, None);
+    }
+
+    #[test]
+    fn acr_values_ask_for_the_least_known_class() {
+        let c = client(false);
+        let acr = |extra: &str| parse(&params(extra), &c, &Catalogue::default()).unwrap().acr;
+        assert_eq!(acr("&acr_values=urn%3Asluis%3Aacr%3A2fa"), Some(Acr::TwoFactor));
+        assert_eq!(acr("&acr_values=urn%3Asluis%3Aacr%3A2fa+urn%3Asluis%3Aacr%3A1fa"), Some(Acr::OneFactor));
+        assert_eq!(acr("&acr_values=urn%3Aother+urn%3Asluis%3Aacr%3A2fa"), Some(Acr::TwoFactor));
+        assert_eq!(acr("&acr_values=urn%3Aother"), None);
     }
 
     #[test]

@@ -7,14 +7,14 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::model::SigningAlg;
+use crate::model::{Acr, SigningAlg};
 use crate::privacy::{Catalogue, SCOPES};
 use crate::state::AppState;
 
 pub fn document(config: &Config, catalogue: &Catalogue) -> Bytes {
     let iss = config.issuer();
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
-    let claims: Vec<&str> = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "at_hash"]
+    let claims: Vec<&str> = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash"]
         .into_iter()
         .chain(SCOPES.iter().flat_map(|s| s.claims.iter().copied()))
         .collect();
@@ -42,6 +42,7 @@ pub fn document(config: &Config, catalogue: &Catalogue) -> Bytes {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": Acr::ALL.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         "authorization_response_iss_parameter_supported": true,
         "frontchannel_logout_supported": false,
         "backchannel_logout_supported": false,

@@ -125,10 +125,6 @@ impl ScopeSet {
         Some(Self(set))
     }
 
-    pub fn from_iter<'a>(items: impl IntoIterator<Item = &'a str>) -> Self {
-        Self(items.into_iter().map(str::to_string).collect())
-    }
-
     pub fn contains(&self, scope: &str) -> bool {
         self.0.contains(scope)
     }
@@ -151,6 +147,12 @@ impl ScopeSet {
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
+    }
+}
+
+impl<'a> FromIterator<&'a str> for ScopeSet {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(items: I) -> Self {
+        Self(items.into_iter().map(str::to_string).collect())
     }
 }
 

@@ -10,8 +10,11 @@ mod events;
 mod grant_review;
 mod grants;
 mod keys;
+mod login_events;
 mod second_factors;
 mod sessions;
+mod throttle;
+mod user_sessions;
 mod users;
 
 use std::str::FromStr;
@@ -29,9 +32,12 @@ pub use events::{AuditEntry, DataAccess};
 pub use grant_review::{ScopeCount, UserGrant};
 pub use grants::{NewGrant, NewRefresh, RefreshOutcome, StoredGrant, StoredRefresh};
 pub use keys::StoredKey;
+pub use login_events::{AccountEventRow, Cursor, IpTable, LoginEvent, LoginEventFilter, NewAccountEvent, NewLoginEvent, StoredIp, StoredOrigin};
 pub use second_factors::TotpFactor;
 pub use sessions::SessionStore;
-pub use users::NewUser;
+pub use throttle::ThrottleState;
+pub use user_sessions::{SessionMark, UserSession};
+pub use users::{NewUser, normalise_email};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

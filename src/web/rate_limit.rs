@@ -33,7 +33,7 @@ fn limiter(quota: Option<Quota>) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
 
 impl RateLimits {
     pub fn new(config: &Config) -> Self {
-        // A burst of a few seconds' worth, so a page with a retry is not refused.
+        // Per-second limits allow bursts of twice the rate, so a client retrying at once is not refused.
         let per_minute = NonZeroU32::new(config.rate_limit_login_per_minute).map(Quota::per_minute);
         let per_second = |n: u32| {
             NonZeroU32::new(n).map(|n| Quota::per_second(n).allow_burst(NonZeroU32::new(n.get().saturating_mul(2)).unwrap_or(n)))

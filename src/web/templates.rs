@@ -131,6 +131,66 @@ pub struct ActivityPage {
     pub truncated_at: Option<usize>,
 }
 
+#[derive(Template)]
+#[template(path = "login_second_factor.html")]
+pub struct SecondFactorPage<'a> {
+    pub csrf_token: &'a str,
+    pub client_name: Option<&'a str>,
+    /// Why the code is asked for, e.g. "to finish signing in".
+    pub reason: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "login_reauth.html")]
+pub struct ReauthPage<'a> {
+    pub csrf_token: &'a str,
+    pub email: &'a str,
+    /// The local path to return to.
+    pub next: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_used.html")]
+pub struct RecoveryUsedPage<'a> {
+    pub remaining: i64,
+    pub next: &'a str,
+}
+
+/// A TOTP key being set up: shown until the user enters a valid code.
+pub struct TotpSetup {
+    pub key: String,
+    pub url: String,
+    /// Inline `<svg>` markup from our QR renderer (rectangles only, no text).
+    pub qr_svg: String,
+}
+
+#[derive(Template)]
+#[template(path = "account_security.html")]
+pub struct SecurityPage<'a> {
+    pub csrf_token: &'a str,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+    /// A confirmed authenticator protects the account.
+    pub enabled: bool,
+    pub recovery_left: i64,
+    /// The configuration requires a second factor for this user.
+    pub required: bool,
+    pub setup: Option<TotpSetup>,
+    /// Recovery codes just created, shown this once.
+    pub new_codes: Vec<String>,
+    /// Where to continue after setting up (an authorization waiting for it).
+    pub continue_to: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account_password.html")]
+pub struct PasswordPage<'a> {
+    pub csrf_token: &'a str,
+    pub error: Option<&'a str>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,11 @@ async fn admin_user(app: &TestApp) -> sluis::model::User {
     admin::create_user(&app.state.store, &app.state.passwords, spec, app.clock.now()).await.unwrap()
 }
 
+/// These tests are about the admin pages, not the 2FA policy (tests/it/second_factor.rs).
+async fn start() -> TestApp {
+    TestApp::start_with(|c| c.require_2fa_for_admins = false).await
+}
+
 /// Signs in on the plain login page (no client involved).
 async fn signed_in(app: &TestApp, email: &str) -> Browser {
     let browser = app.browser();
@@ -29,7 +34,7 @@ async fn client_page(browser: &Browser, id: &str) -> String {
 
 #[tokio::test]
 async fn admin_pages_need_an_admin() {
-    let app = TestApp::start().await;
+    let app = start().await;
     app.user("ada@example.com").await;
     let anonymous = app.browser();
     for path in ["/admin/clients", "/admin/audit", "/admin"] {
@@ -51,7 +56,7 @@ async fn admin_pages_need_an_admin() {
 
 #[tokio::test]
 async fn an_admin_approves_and_rejects_scopes_and_the_audit_log_shows_it() {
-    let app = TestApp::start().await;
+    let app = start().await;
     let admin = admin_user(&app).await;
     let (client, _) = app.client_with(|s| {
         s.verified = false;
@@ -108,7 +113,7 @@ async fn an_admin_approves_and_rejects_scopes_and_the_audit_log_shows_it() {
 
 #[tokio::test]
 async fn decisions_need_the_csrf_token() {
-    let app = TestApp::start().await;
+    let app = start().await;
     admin_user(&app).await;
     let (client, _) = app.client_with(|s| s.verified = false).await;
     let browser = signed_in(&app, ADMIN).await;
@@ -134,7 +139,7 @@ fn reject_form(page: &str, scope: &str) -> String {
 
 #[tokio::test]
 async fn grant_review_counts_users_per_scope_and_lists_a_users_grants() {
-    let app = TestApp::start().await;
+    let app = start().await;
     admin_user(&app).await;
     app.user("ada@example.com").await;
     app.user("grace@example.com").await;
@@ -194,7 +199,7 @@ async fn grant_review_counts_users_per_scope_and_lists_a_users_grants() {
 
 #[tokio::test]
 async fn grant_review_queries_use_indexes() {
-    let app = TestApp::start().await;
+    let app = start().await;
     let plans = app.state.store.grant_query_plans().await.unwrap();
     assert_eq!(plans.len(), 3);
     for (name, plan) in plans {
@@ -208,7 +213,7 @@ async fn grant_review_queries_use_indexes() {
 
 #[tokio::test]
 async fn the_json_admin_api_verifies_rejects_and_suspends() {
-    let app = TestApp::start().await;
+    let app = start().await;
     admin_user(&app).await;
     app.user("ada@example.com").await;
     let (client, _) = app.client_with(|s| {

@@ -356,7 +356,8 @@ async fn chromium_withdraws_an_app_and_reads_the_data_access_log() {
 
 #[tokio::test]
 async fn chromium_admin_reviews_grants_approves_a_scope_and_reads_the_audit_log() {
-    let app = TestApp::start().await;
+    // The 2FA policy for admins is tested in tests/it/second_factor.rs.
+    let app = TestApp::start_with(|c| c.require_2fa_for_admins = false).await;
     let admin = sluis::admin::NewUserSpec { email: "admin@example.com".into(), name: None, is_admin: true, password: PASSWORD.into() };
     sluis::admin::create_user(&app.state.store, &app.state.passwords, admin, sluis::clock::Clock::now(&app.clock)).await.unwrap();
     app.user("ada@example.com").await;
@@ -420,7 +421,11 @@ async fn wait_for_text(chromium: &Chromium, css: &str, needle: &str) -> String {
 
 #[tokio::test]
 async fn chromium_owner_registers_a_client_rotates_its_secret_and_reads_the_rejection() {
-    let app = TestApp::start_with(|c| c.client_registration = sluis::config::ClientRegistration::Users).await;
+    let app = TestApp::start_with(|c| {
+        c.client_registration = sluis::config::ClientRegistration::Users;
+        c.require_2fa_for_admins = false;
+    })
+    .await;
     app.user("ada@example.com").await;
     let admin = sluis::admin::NewUserSpec { email: "admin@example.com".into(), name: None, is_admin: true, password: PASSWORD.into() };
     sluis::admin::create_user(&app.state.store, &app.state.passwords, admin, sluis::clock::Clock::now(&app.clock)).await.unwrap();
@@ -488,5 +493,165 @@ async fn chromium_owner_registers_a_client_rotates_its_secret_and_reads_the_reje
     chromium.client().goto(&app.url("/account/clients")).await.unwrap();
     let line = chromium.find(&format!("li.client[data-client='{client_id}'] li[data-scope='email']")).await.text().await.unwrap();
     assert_eq!(line, "email: rejected. Note from the administrators: Use your own sign-up form for receipts");
+    chromium.close().await;
+}
+
+/// The TOTP code an authenticator app shows for `secret` at `at` (SHA-1, six digits, 30 s).
+fn totp_code(secret: &[u8], at: i64) -> String {
+    let totp = totp_rs::Builder::new().with_secret(secret.to_vec()).build().unwrap();
+    totp.generate(u64::try_from(at).unwrap()).to_string()
+}
+
+#[tokio::test]
+async fn chromium_sets_up_totp_signs_in_with_a_code_is_refused_a_replay_and_uses_a_recovery_code() {
+    use sluis::clock::Clock as _;
+    let app = TestApp::start().await;
+    app.user("ada@example.com").await;
+    let (client, secret) = app.client().await;
+    let chromium = Chromium::start().await;
+
+    // From the account page to the security page: set up an authenticator app.
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/account")).await;
+    chromium.find("main a[href='/account/security']").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/account/security")).await;
+    chromium.find("form.start button[type=submit]").await.click().await.unwrap();
+    let qr = chromium.find(".qr svg").await;
+    assert!(qr.is_displayed().await.unwrap(), "the QR code shows (inline SVG under the strict CSP)");
+    let key = chromium.find("#totp-key").await.text().await.unwrap().replace(' ', "");
+    let totp_secret = totp_rs::Secret::try_from_base32(&key).expect("a base32 key on the page").as_bytes().to_vec();
+    chromium.find("form.confirm input[name=code]").await.send_keys(&totp_code(&totp_secret, app.clock.now())).await.unwrap();
+    chromium.find("form.confirm button[type=submit]").await.click().await.unwrap();
+    wait_for_text(&chromium, "[role=status]", "Two-factor authentication is on").await;
+    let mut codes = Vec::new();
+    for code in chromium.client().find_all(Locator::Css("#recovery-codes code")).await.unwrap() {
+        codes.push(code.text().await.unwrap());
+    }
+    assert_eq!(codes.len(), 10, "{codes:?}");
+
+    // Sign out, then sign in to the client: password, then the current code.
+    let sign_out = async || {
+        chromium.client().goto(&app.url("/account")).await.unwrap();
+        chromium.find("form[action='/logout'] button[type=submit]").await.click().await.unwrap();
+        wait_for_text(&chromium, "h1", "You are signed out").await;
+    };
+    sign_out().await;
+    let (verifier, challenge) = pkce();
+    chromium.client().goto(&app.authorize_url(&client, "openid", &challenge, &[])).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/login/second-factor")).await;
+    assert!(chromium.find("main").await.text().await.unwrap().contains("Example Shop"), "the page names the client");
+    app.clock.advance(30);
+    let code = totp_code(&totp_secret, app.clock.now());
+    chromium.find("input[name=code]").await.send_keys(&code).await.unwrap();
+    chromium.find("form[action='/login/second-factor'] button[type=submit]").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/consent")).await;
+    chromium.find("button[name=decision][value=allow]").await.click().await.unwrap();
+    let callback = chromium.wait_for_url(REDIRECT_URI).await;
+    let tokens = app.exchange(&client, &secret, &query_param(&callback, "code").expect("a code"), &verifier).await;
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "urn:sluis:acr:2fa");
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+
+    // Signed out again, the same code is refused: each code works once.
+    sign_out().await;
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/login/second-factor")).await;
+    chromium.find("input[name=code]").await.send_keys(&code).await.unwrap();
+    chromium.find("form[action='/login/second-factor'] button[type=submit]").await.click().await.unwrap();
+    let alert = wait_for_text(&chromium, "[role=alert]", "not valid").await;
+    assert!(alert.contains("already used"), "{alert}");
+    assert!(chromium.client().current_url().await.unwrap().as_str().starts_with(&app.url("/login/second-factor")));
+
+    // A recovery code works instead, and the page says how many are left.
+    chromium.find("input[name=code]").await.send_keys(&codes[0]).await.unwrap();
+    chromium.find("form[action='/login/second-factor'] button[type=submit]").await.click().await.unwrap();
+    assert_eq!(chromium.find("#recovery-left").await.text().await.unwrap(), "9");
+    chromium.find("a#continue").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/account")).await;
+    chromium.find("main a[href='/account/security']").await.click().await.unwrap();
+    assert_eq!(chromium.find("#recovery-left").await.text().await.unwrap(), "9");
+    chromium.close().await;
+}
+
+#[tokio::test]
+async fn chromium_reads_the_sign_in_history_ends_a_session_and_filters_the_admin_log() {
+    let app = TestApp::start_with(|c| {
+        c.require_2fa_for_admins = false;
+        c.rate_limit_login_per_minute = 0;
+    })
+    .await;
+    app.user("ada@example.com").await;
+    let admin = sluis::admin::NewUserSpec { email: "admin@example.com".into(), name: None, is_admin: true, password: PASSWORD.into() };
+    sluis::admin::create_user(&app.state.store, &app.state.passwords, admin, sluis::clock::Clock::now(&app.clock)).await.unwrap();
+    // Ada's other device: a session of its own, with a browser name the pages can show.
+    let other = Browser {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+            .build()
+            .unwrap(),
+        base: app.base.clone(),
+    };
+    let login = other.get("/login").await.text().await.unwrap();
+    assert_eq!(location(&other.submit(&login, &[("email", "ada@example.com"), ("password", PASSWORD)]).await).as_deref(), Some("/account"));
+    app.clock.advance(60);
+
+    let chromium = Chromium::start().await;
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("ada@example.com", "not the password").await;
+    chromium.find("[role=alert]").await;
+    chromium.find("input[name=email]").await.clear().await.unwrap();
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/account")).await;
+
+    // The history, from the account menu: newest first, in plain words, with device and address.
+    chromium.find("nav a[href='/account/security/history']").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/account/security/history")).await;
+    let mut lines = Vec::new();
+    for row in chromium.client().find_all(Locator::Css("table.history tbody tr")).await.unwrap() {
+        lines.push(row.text().await.unwrap());
+    }
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].contains("Password accepted") && lines[0].contains("Chrome") && lines[0].contains("127.0.0.1"), "{lines:?}");
+    assert!(lines[1].contains("Wrong password"), "{lines:?}");
+    assert!(lines[2].contains("Password accepted") && lines[2].contains("Firefox 128 on Linux (computer)"), "{lines:?}");
+    let failed = chromium.find("tr.result-failed").await;
+    assert!(failed.text().await.unwrap().contains("Wrong password"));
+
+    // Sessions: this browser marked, the other one ended with its button.
+    chromium.find("nav a[href='/account/sessions']").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/account/sessions")).await;
+    let current = chromium.find("table.sessions tr.current").await.text().await.unwrap();
+    assert!(current.contains("This browser") && current.contains("Chrome"), "{current}");
+    let rows = chromium.client().find_all(Locator::Css("table.sessions tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    chromium.find("table.sessions tr:not(.current) button[type=submit]").await.click().await.unwrap();
+    let notice = wait_for_text(&chromium, "[role=status]", "was ended").await;
+    assert!(notice.contains("Firefox 128 on Linux (computer)"), "{notice}");
+    assert_eq!(chromium.client().find_all(Locator::Css("table.sessions tbody tr")).await.unwrap().len(), 1);
+    assert_eq!(location(&other.get("/account").await).as_deref(), Some("/login"), "the other device is signed out");
+
+    // The admin log: filter by address prefix and result with the page's own form.
+    chromium.client().delete_all_cookies().await.unwrap();
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("admin@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/account")).await;
+    chromium.client().goto(&app.url("/admin/logins")).await.unwrap();
+    assert_eq!(chromium.client().find_all(Locator::Css("table.logins tbody tr")).await.unwrap().len(), 4);
+    chromium.find("form.filters input[name=ip]").await.send_keys("127.0.0.").await.unwrap();
+    chromium.find("form.filters select[name=result] option[value=failure]").await.click().await.unwrap();
+    chromium.find("form.filters button[type=submit]").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/admin/logins?")).await;
+    let rows = chromium.client().find_all(Locator::Css("table.logins tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = rows[0].text().await.unwrap();
+    assert!(row.contains("ada@example.com") && row.contains("failure: wrong_password") && row.contains("127.0.0.1"), "{row}");
+    let csv = chromium.find("a.csv").await.attr("href").await.unwrap().unwrap_or_default();
+    assert!(csv.starts_with("/admin/logins.csv?") && csv.contains("ip=127.0.0.") && csv.contains("result=failure"), "{csv}");
     chromium.close().await;
 }

@@ -20,4 +20,7 @@ mod browser;
 mod admin_pages;
 mod owner_clients;
 mod scopes;
+mod second_factor;
 mod limits;
+mod login_protection;
+mod login_history;

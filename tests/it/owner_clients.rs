@@ -16,7 +16,12 @@ const ADMIN: &str = "admin@example.com";
 const PURPOSE: &str = "To email order receipts";
 
 async fn open_registration() -> TestApp {
-    TestApp::start_with(|c| c.client_registration = ClientRegistration::Users).await
+    // The 2FA policy for admins is tested in tests/it/second_factor.rs.
+    TestApp::start_with(|c| {
+        c.client_registration = ClientRegistration::Users;
+        c.require_2fa_for_admins = false;
+    })
+    .await
 }
 
 async fn admin_user(app: &TestApp) -> User {
@@ -129,7 +134,7 @@ fn secret_path(client: &Client) -> String {
 
 #[tokio::test]
 async fn registration_is_for_admins_unless_the_config_opens_it() {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(|c| c.require_2fa_for_admins = false).await;
     app.user(ADA).await;
     admin_user(&app).await;
     let ada = signed_in(&app, ADA).await;

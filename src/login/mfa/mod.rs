@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn one_field_takes_both_kinds() {
         assert_eq!(classify(" 123 456 "), Presented::Totp("123456".into()));
-        assert_eq!(classify("ABCD-efgh-2345-6712"), Presented::Recovery("abcdefgh23456712".into()));
+        assert_eq!(classify("ABCD-efgh-2345-6723"), Presented::Recovery("abcdefgh23456723".into()));
         assert_eq!(classify("12345"), Presented::Malformed);
         assert_eq!(classify(""), Presented::Malformed);
     }

@@ -91,6 +91,7 @@ pub fn id_token(app: &AppState, client: &Client, grant: &UserGrant<'_>, nonce: O
         "iat": now,
         "auth_time": grant.auth.auth_time,
         "amr": grant.auth.amr,
+        "acr": grant.auth.acr().as_str(),
         "sid": grant.auth.sid,
         "at_hash": at_hash(client.signing_alg, access_token),
     });

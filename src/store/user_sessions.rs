@@ -1,0 +1,139 @@
+//! The index of signed-in browser sessions per user (`/account/sessions`). tower-sessions
+//! keeps the session itself (table `sessions`); a row here says the sign-in `sid` is still
+//! valid, and ending a session deletes both.
+
+use sqlx::Row;
+
+use super::login_events::StoredOrigin;
+use super::{Result, Store};
+use crate::clock::Timestamp;
+use crate::model::UserId;
+
+#[derive(Clone, Debug)]
+pub struct UserSession {
+    pub sid: String,
+    pub ip: Option<String>,
+    pub device: String,
+    pub os: String,
+    pub browser: String,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+}
+
+/// What the session check needs on every request.
+#[derive(Clone, Debug)]
+pub struct SessionMark {
+    pub last_seen_at: Timestamp,
+    pub record_id: Option<String>,
+}
+
+const COLUMNS: &str = "us.sid, us.ip, us.device, us.os, us.browser, us.created_at, us.last_seen_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<UserSession> {
+    Ok(UserSession {
+        sid: r.try_get("sid")?,
+        ip: r.try_get("ip")?,
+        device: r.try_get::<Option<String>, _>("device")?.unwrap_or_default(),
+        os: r.try_get::<Option<String>, _>("os")?.unwrap_or_default(),
+        browser: r.try_get::<Option<String>, _>("browser")?.unwrap_or_default(),
+        created_at: r.try_get("created_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_user_session(&self, sid: &str, user: &UserId, origin: &StoredOrigin, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_sessions (sid, user_id, ip, ip_truncated, user_agent, device, os, browser, created_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (sid) DO NOTHING",
+        )
+        .bind(sid)
+        .bind(user.as_str())
+        .bind(origin.ip.clone())
+        .bind(i64::from(origin.ip.is_none()))
+        .bind(origin.user_agent.clone())
+        .bind(&origin.device)
+        .bind(&origin.os)
+        .bind(&origin.browser)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn user_session_mark(&self, sid: &str) -> Result<Option<SessionMark>> {
+        let row = sqlx::query("SELECT last_seen_at, record_id FROM user_sessions WHERE sid = $1").bind(sid).fetch_optional(&self.pool).await?;
+        row.map(|r| Ok(SessionMark { last_seen_at: r.try_get("last_seen_at")?, record_id: r.try_get("record_id")? })).transpose()
+    }
+
+    /// The session was used now, from `ip`, under the tower-sessions record `record_id`.
+    pub async fn touch_user_session(&self, sid: &str, now: Timestamp, record_id: Option<&str>, ip: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE user_sessions SET last_seen_at = $2, record_id = COALESCE($3, record_id),
+               ip = COALESCE($4, ip), ip_truncated = CASE WHEN $4 IS NULL THEN ip_truncated ELSE 0 END
+             WHERE sid = $1",
+        )
+        .bind(sid)
+        .bind(now)
+        .bind(record_id.map(str::to_string))
+        .bind(ip.map(str::to_string))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_user_session(&self, sid: &str) -> Result<()> {
+        sqlx::query("DELETE FROM user_sessions WHERE sid = $1").bind(sid).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The user's sessions that may still be alive, most recently used first: the
+    /// tower-sessions record has not expired, or (not seen since sign-in) was used within
+    /// `ttl` seconds.
+    pub async fn user_sessions(&self, user: &UserId, now: Timestamp, ttl: i64) -> Result<Vec<UserSession>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM user_sessions us LEFT JOIN sessions s ON s.id = us.record_id
+             WHERE us.user_id = $1 AND (s.expires_at > $2 OR (us.record_id IS NULL AND us.last_seen_at > $3))
+             ORDER BY us.last_seen_at DESC, us.sid"
+        )))
+        .bind(user.as_str())
+        .bind(now)
+        .bind(now - ttl)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Ends `user`'s session `sid`: deletes its row and its tower-sessions record in one
+    /// transaction. `None` if the user has no such session.
+    pub async fn end_user_session(&self, user: &UserId, sid: &str) -> Result<Option<UserSession>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, us.record_id FROM user_sessions us WHERE us.sid = $1 AND us.user_id = $2")))
+            .bind(sid)
+            .bind(user.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let session = from_row(&row)?;
+        if let Some(record) = row.try_get::<Option<String>, _>("record_id")? {
+            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(record).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM user_sessions WHERE sid = $1").bind(sid).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(session))
+    }
+
+    /// Forgets sessions that ended without a sign-out: their record is gone or expired
+    /// and, if it was never seen, they were not used for `ttl` seconds.
+    pub async fn purge_user_sessions(&self, now: Timestamp, ttl: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM user_sessions WHERE last_seen_at < $2
+               AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = user_sessions.record_id AND s.expires_at > $1)",
+        )
+        .bind(now)
+        .bind(now - ttl)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+}

@@ -1,0 +1,173 @@
+//! Login throttling through the sign-in page: growing delays, the lock (even for the right
+//! password, in the same words as a wrong one), its end, attempts spread over many
+//! addresses, the per-address limit, and unknown email addresses answered alike. The clock
+//! is moved instead of sleeping.
+
+use reqwest::redirect::Policy;
+use sluis::store::{LoginEvent, LoginEventFilter};
+
+use crate::support::*;
+
+const ADA: &str = "ada@example.com";
+const WRONG: &str = "The email address or password is incorrect.";
+
+/// The suite's per-IP request rate limit is off here: these tests are about the lock.
+pub async fn app_with(adjust: impl FnOnce(&mut sluis::config::Config)) -> TestApp {
+    TestApp::start_with(|c| {
+        c.rate_limit_login_per_minute = 0;
+        adjust(c);
+    })
+    .await
+}
+
+/// A cookie-keeping browser whose connections come from `ip` (any 127.0.0.0/8 address
+/// reaches the server on 127.0.0.1; the server sees `ip` as the peer).
+pub fn browser_from(app: &TestApp, ip: &str) -> Browser {
+    Browser {
+        http: reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).local_address(Some(ip.parse().unwrap())).build().unwrap(),
+        base: app.base.clone(),
+    }
+}
+
+/// The error shown on a sign-in page.
+pub fn alert(html: &str) -> Option<String> {
+    let start = html.find("role=\"alert\">")? + "role=\"alert\">".len();
+    let end = html[start..].find('<')? + start;
+    Some(html[start..end].replace("&#39;", "'"))
+}
+
+/// Submits the sign-in form; `Ok(location)` when signed in, `Err((status, page))` otherwise.
+pub async fn sign_in(browser: &Browser, email: &str, password: &str) -> Result<String, (u16, String)> {
+    let page = browser.get("/login").await.text().await.unwrap();
+    let response = browser.submit(&page, &[("email", email), ("password", password)]).await;
+    match location(&response) {
+        Some(to) => Ok(to),
+        None => Err((response.status().as_u16(), response.text().await.unwrap())),
+    }
+}
+
+/// Asserts a refusal with exactly `message`.
+#[track_caller]
+fn refused(result: Result<String, (u16, String)>, message: &str) -> String {
+    let (status, page) = result.expect_err("expected a refusal");
+    assert_eq!(status, 200);
+    assert_eq!(alert(&page).as_deref(), Some(message), "{page}");
+    page
+}
+
+pub async fn events(app: &TestApp) -> Vec<LoginEvent> {
+    app.state.store.login_events(&LoginEventFilter::default(), None, 1000).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_account_locks_after_the_configured_failures_even_for_the_right_password() {
+    let app = app_with(|_| {}).await;
+    let ada = app.user(ADA).await;
+    let browser = app.browser();
+    for _ in 0..10 {
+        refused(sign_in(&browser, ADA, "wrong password").await, WRONG);
+        // Past the growing delay, inside the 15-minute window.
+        app.clock.advance(61);
+    }
+    // Locked: the right password gets the wrong-password answer, and is recorded as refused.
+    refused(sign_in(&browser, ADA, PASSWORD).await, WRONG);
+    let latest = &events(&app).await[0];
+    assert_eq!((latest.result.as_str(), latest.reason.as_deref()), ("failure", Some("locked")));
+    assert_eq!(latest.user_id.as_ref(), Some(&ada.id));
+    let reasons: Vec<_> = events(&app).await.iter().map(|e| e.reason.clone().unwrap_or_default()).collect();
+    assert_eq!(reasons.iter().filter(|r| *r == "wrong_password").count(), 10, "{reasons:?}");
+
+    // Still locked just before the lock ends (900 s from the tenth failure) …
+    app.clock.advance(900 - 61 - 1);
+    refused(sign_in(&browser, ADA, PASSWORD).await, WRONG);
+    // … and open after it.
+    app.clock.advance(2);
+    assert_eq!(sign_in(&browser, ADA, PASSWORD).await, Ok("/account".to_string()));
+    assert_eq!(events(&app).await[0].result, "success");
+}
+
+#[tokio::test]
+async fn quick_failures_are_delayed_more_and_more() {
+    let app = app_with(|_| {}).await;
+    app.user(ADA).await;
+    let browser = app.browser();
+    // A third of the threshold is free; then the next attempt waits 1 s, then 2 s.
+    for _ in 0..3 {
+        refused(sign_in(&browser, ADA, "wrong").await, WRONG);
+    }
+    refused(sign_in(&browser, ADA, PASSWORD).await, "Too many attempts. Wait 1 second, then try again.");
+    assert_eq!(events(&app).await[0].reason.as_deref(), Some("throttled"));
+    app.clock.advance(1);
+    refused(sign_in(&browser, ADA, "wrong").await, WRONG);
+    refused(sign_in(&browser, ADA, PASSWORD).await, "Too many attempts. Wait 2 seconds, then try again.");
+    app.clock.advance(2);
+    // A refused attempt was not checked and does not count: the right password works.
+    assert_eq!(sign_in(&browser, ADA, PASSWORD).await, Ok("/account".to_string()));
+    // Success forgets the account's failures: the next mistake costs no delay.
+    let other = app.browser();
+    refused(sign_in(&other, ADA, "wrong").await, WRONG);
+    assert_eq!(sign_in(&other, ADA, PASSWORD).await, Ok("/account".to_string()));
+}
+
+#[tokio::test]
+async fn guesses_from_many_addresses_still_lock_the_account() {
+    let app = app_with(|_| {}).await;
+    app.user(ADA).await;
+    for i in 0..10 {
+        let browser = browser_from(&app, &format!("127.0.0.{}", 10 + i));
+        refused(sign_in(&browser, ADA, &format!("guess {i}")).await, WRONG);
+        app.clock.advance(61);
+    }
+    let fresh = browser_from(&app, "127.0.0.99");
+    refused(sign_in(&fresh, ADA, PASSWORD).await, WRONG);
+    let all = events(&app).await;
+    assert_eq!(all[0].reason.as_deref(), Some("locked"));
+    assert_eq!(all[0].ip.as_deref(), Some("127.0.0.99"));
+    let addresses: std::collections::HashSet<_> = all.iter().filter_map(|e| e.ip.clone()).collect();
+    assert_eq!(addresses.len(), 11, "each attempt recorded with its own address: {addresses:?}");
+}
+
+#[tokio::test]
+async fn one_address_is_locked_after_its_own_limit_across_accounts() {
+    let app = app_with(|c| c.login_ip_lock_after = 5).await;
+    app.user(ADA).await;
+    let guesser = browser_from(&app, "127.0.0.7");
+    for i in 0..5 {
+        refused(sign_in(&guesser, &format!("user{i}@example.com"), "guess").await, WRONG);
+        app.clock.advance(61);
+    }
+    // That address is locked, for every account …
+    refused(sign_in(&guesser, ADA, PASSWORD).await, WRONG);
+    assert_eq!(events(&app).await[0].reason.as_deref(), Some("locked"));
+    // … while Ada, elsewhere, signs in.
+    assert_eq!(sign_in(&browser_from(&app, "127.0.0.8"), ADA, PASSWORD).await, Ok("/account".to_string()));
+}
+
+#[tokio::test]
+async fn an_unknown_email_gets_the_same_answer_as_a_wrong_password() {
+    let app = app_with(|_| {}).await;
+    app.user(ADA).await;
+    let browser = app.browser();
+    let known = refused(sign_in(&browser, ADA, "wrong").await, WRONG);
+    let unknown = refused(sign_in(&browser, "nobody@example.com", "wrong").await, WRONG);
+    // The same page, apart from the email address it keeps in the form.
+    assert_eq!(known.replace(ADA, "EMAIL"), unknown.replace("nobody@example.com", "EMAIL"));
+    let latest = &events(&app).await[0];
+    assert_eq!((latest.reason.as_deref(), latest.user_id.as_ref()), (Some("unknown_account"), None));
+
+    // An unknown address is throttled and locked exactly like an account.
+    let browser = app.browser();
+    for _ in 0..3 {
+        refused(sign_in(&browser, "ghost@example.com", "wrong").await, WRONG);
+    }
+    refused(sign_in(&browser, "ghost@example.com", "wrong").await, "Too many attempts. Wait 1 second, then try again.");
+    for _ in 3..10 {
+        app.clock.advance(61);
+        refused(sign_in(&browser, "ghost@example.com", "wrong").await, WRONG);
+    }
+    app.clock.advance(61);
+    refused(sign_in(&browser, "ghost@example.com", "wrong").await, WRONG);
+    assert_eq!(events(&app).await[0].reason.as_deref(), Some("locked"));
+    // Nothing stored names the unknown address.
+    assert!(events(&app).await.iter().all(|e| e.user_email.is_none() || e.user_email.as_deref() == Some(ADA)));
+}
