@@ -610,7 +610,7 @@ async fn chromium_reads_the_sign_in_history_ends_a_session_and_filters_the_admin
     chromium.wait_for_url(&app.url("/account")).await;
 
     // The history, from the account menu: newest first, in plain words, with device and address.
-    chromium.find("nav a[href='/account/security/history']").await.click().await.unwrap();
+    chromium.find("main a[href='/account/security/history']").await.click().await.unwrap();
     chromium.wait_for_url(&app.url("/account/security/history")).await;
     let mut lines = Vec::new();
     for row in chromium.client().find_all(Locator::Css("table.history tbody tr")).await.unwrap() {
