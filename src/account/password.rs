@@ -36,8 +36,22 @@ pub async fn post_password(State(app): State<AppState>, recent: Recent, origin: 
     let hash = app.passwords.hash(new.to_string()).await.map_err(|e| PageError::internal(&e))?;
     app.store.set_password_hash(&recent.me.user.id, &hash).await?;
     events::record_account_event(&app.store, &recent.me.user.id, AccountEvent::PasswordChanged, None, &origin, app.now()).await?;
-    // TODO(issue 4, sessions): end the user's other sessions (and their refresh tokens).
-    tracing::info!("password changed");
-    flash::set(&recent.me.session, "Your password was changed.").await?;
+    // Whoever else knew the old password is signed out: every other session ends, and the
+    // refresh tokens issued in them are revoked (OWASP ASVS 3.3.2).
+    let current = crate::login::session::current(&recent.me.session).await?.map(|a| a.sid).unwrap_or_default();
+    let ttl = i64::from(app.config.session_ttl);
+    let mut ended = 0;
+    for other in app.store.user_sessions(&recent.me.user.id, app.now(), ttl).await? {
+        if let super::sessions::Ending::Ended { .. } = super::sessions::end(&app.store, &recent.me.user.id, &other.sid, &current, &origin, app.now()).await? {
+            ended += 1;
+        }
+    }
+    tracing::info!(other_sessions_ended = ended, "password changed");
+    let message = match ended {
+        0 => "Your password was changed.".to_string(),
+        1 => "Your password was changed, and your other session was signed out.".to_string(),
+        n => format!("Your password was changed, and your {n} other sessions were signed out."),
+    };
+    flash::set(&recent.me.session, &message).await?;
     Ok(see_other("/account/security"))
 }

@@ -539,3 +539,23 @@ async fn requiring_two_factor_for_all_leads_users_to_set_it_up_during_authorizat
     let id = id_token(&app, &client, &client_secret, &callback, &verifier).await;
     assert_eq!(id["acr"], TWO_FA);
 }
+
+#[tokio::test]
+async fn changing_the_password_signs_out_the_other_sessions() {
+    let app = TestApp::start().await;
+    app.user(ADA).await;
+    let here = signed_in(&app, ADA).await;
+    let elsewhere = signed_in(&app, ADA).await;
+    assert_eq!(elsewhere.get("/account").await.status(), 200);
+
+    let new = "a brand new passphrase";
+    let response = post_from(&here, "/account/password", "/account/password", &[("new_password", new), ("confirm_password", new)]).await;
+    assert_eq!(location(&response).as_deref(), Some("/account/security"));
+    let page = here.get("/account/security").await.text().await.unwrap();
+    assert!(page.contains("your other session was signed out"), "{page}");
+
+    // The other browser is signed out; this one is not.
+    let response = elsewhere.get("/account").await;
+    assert_eq!(location(&response).as_deref(), Some("/login"), "the other session survived the password change");
+    assert_eq!(here.get("/account").await.status(), 200);
+}
