@@ -559,3 +559,61 @@ async fn changing_the_password_signs_out_the_other_sessions() {
     assert_eq!(location(&response).as_deref(), Some("/login"), "the other session survived the password change");
     assert_eq!(here.get("/account").await.status(), 200);
 }
+
+/// The same proof through a real relying-party library (rust `openidconnect`): it builds
+/// the requests, checks the ID token (signature against the JWKS, issuer, audience, nonce)
+/// and reads `amr` and `acr` from it.
+#[tokio::test]
+async fn a_real_relying_party_sees_amr_and_acr_step_up_and_max_age() {
+    use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+    use openidconnect::{AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, RedirectUrl, TokenResponse};
+
+    let app = TestApp::start().await;
+    app.user(ADA).await;
+    let (registered, client_secret) = app.client().await;
+    let http = openidconnect::reqwest::ClientBuilder::new().redirect(openidconnect::reqwest::redirect::Policy::none()).build().unwrap();
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http).await.expect("discovery");
+    let client = CoreClient::from_provider_metadata(metadata, ClientId::new(registered.id.to_string()), Some(ClientSecret::new(client_secret)))
+        .set_redirect_uri(RedirectUrl::new(REDIRECT_URI.to_string()).unwrap());
+    let browser = app.browser();
+
+    // One complete flow; returns (acr, amr, auth_time) from the verified ID token.
+    let flow = |extra: Vec<(&'static str, String)>, secret: Option<Vec<u8>>| {
+        let (client, http, browser, app) = (&client, &http, &browser, &app);
+        async move {
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            let mut request = client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge);
+            for (name, value) in &extra {
+                if *name == "acr_values" {
+                    request = request.add_auth_context_value(AuthenticationContextClass::new(value.clone()));
+                } else {
+                    request = request.add_extra_param(*name, value.clone());
+                }
+            }
+            let (url, _state, nonce) = request.url();
+            let callback = authorize_through(app, browser, url.as_str(), secret.as_deref()).await;
+            let code = query_param(&callback, "code").unwrap_or_else(|| panic!("no code: {callback}"));
+            let tokens = client.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier).request_async(http).await.expect("code exchange");
+            let claims = tokens.id_token().expect("an ID token").claims(&client.id_token_verifier(), &nonce).expect("a valid ID token").clone();
+            let acr = claims.auth_context_ref().map(|a| a.to_string()).unwrap_or_default();
+            let amr: Vec<String> = claims.auth_method_refs().map(|v| v.iter().map(|m| m.to_string()).collect()).unwrap_or_default();
+            (acr, amr, claims.auth_time().map(|t| t.timestamp()))
+        }
+    };
+
+    // Password only.
+    let (acr, amr, first_auth) = flow(vec![], None).await;
+    assert_eq!((acr.as_str(), amr.clone()), ("urn:sluis:acr:1fa", vec!["pwd".to_string()]));
+
+    // The user sets up a second factor elsewhere; asking for two factors steps this session up.
+    let (secret, _) = enrol(&app, &signed_in(&app, ADA).await).await;
+    let (acr, amr, _) = flow(vec![("acr_values", TWO_FA.to_string())], Some(secret.clone())).await;
+    assert_eq!(acr, TWO_FA);
+    assert_eq!(amr, ["pwd", "otp", "mfa"]);
+
+    // max_age=0 forces a fresh sign-in: a later auth_time.
+    app.clock.advance(60);
+    let (acr, _, auth_time) = flow(vec![("max_age", "0".to_string())], Some(secret)).await;
+    assert_eq!(acr, TWO_FA, "a fresh sign-in with the factor");
+    assert!(auth_time > first_auth, "{auth_time:?} after {first_auth:?}");
+}
