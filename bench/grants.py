@@ -7,24 +7,17 @@ admin grant-review JSON API (the same queries as /admin/grants) through a runnin
 
 Uses the release build (cargo build --release) and the standard library only.
 """
-import http.cookiejar, json, os, random, re, socket, sqlite3, statistics, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import random, sqlite3, sys, time
+
+from admin_bench import Instance
 
 USERS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "sluis")
 random.seed(7)
 
-work = tempfile.mkdtemp(prefix="sluis-grants-")
-port = socket.socket(); port.bind(("127.0.0.1", 0)); PORT = port.getsockname()[1]; port.close()
-env = dict(os.environ, SLUIS_DATA_DIR=os.path.join(work, "data"), SLUIS_LISTEN=f"127.0.0.1:{PORT}",
-           SLUIS_ISSUER=f"http://127.0.0.1:{PORT}", RUST_LOG="warn")
-subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-subprocess.run([BIN, "user", "create", "--email", "admin@example.com", "--admin", "--password-stdin"],
-               input=b"bench admin password\n", env=env, cwd=work, check=True, stdout=subprocess.DEVNULL)
-
+sluis = Instance("sluis-grants-")
 t0 = time.time()
-db = sqlite3.connect(os.path.join(work, "data", "sluis.db"))
+db = sqlite3.connect(sluis.database)
 now = int(time.time())
 db.executemany("INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at, status) "
                "VALUES (?, ?, NULL, 'https://c.example/cb', '', 'email openid profile', 'authorization_code', 'RS256', ?, 'verified')",
@@ -42,35 +35,8 @@ db.execute("ANALYZE")
 db.close()
 print(f"seeded {USERS} users, {CLIENTS} clients, {len(rows)} granted scopes in {time.time() - t0:.1f}s")
 
-server = subprocess.Popen([BIN, "serve"], env=env, cwd=work, stderr=subprocess.DEVNULL)
+sluis.serve()
 try:
-    base = f"http://127.0.0.1:{PORT}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1); break
-        except OSError:
-            time.sleep(0.1)
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a, **k):
-            return None
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect)
-    page = opener.open(base + "/login").read().decode()
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"csrf_token": csrf, "email": "admin@example.com", "password": "bench admin password"}).encode()
-    try:
-        opener.open(base + "/login", form)
-    except urllib.error.HTTPError as e:
-        assert e.code == 303, e.code
-
-    def timed(path, n=50):
-        samples = []
-        for _ in range(n):
-            t = time.perf_counter()
-            body = opener.open(base + path).read()
-            samples.append((time.perf_counter() - t) * 1000)
-        return statistics.median(samples), max(samples), json.loads(body)
-
     print()
     print(f"| view | median ms | max ms | rows |")
     print(f"|---|---:|---:|---:|")
@@ -80,9 +46,8 @@ try:
         ("clients holding a scope, page 10", "/api/admin/grants?scope=email&page=10"),
         ("all clients with counts, page 1", "/api/admin/grants"),
     ]:
-        median, worst, body = timed(path)
+        median, worst, body = sluis.timed(path, 50)
         count = len(body.get("grants", body.get("clients", [])))
         print(f"| {name} | {median:.1f} | {worst:.1f} | {count} |")
 finally:
-    server.terminate()
-    server.wait()
+    sluis.stop()

@@ -11,23 +11,17 @@ Uses the release build (cargo build --release) and the standard library only. Th
 database's indexes are dropped while seeding and rebuilt from the migration's own
 definitions, so what is measured is the schema Sluis creates.
 """
-import http.cookiejar, ipaddress, json, os, random, re, socket, sqlite3, statistics, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import ipaddress, json, os, random, sqlite3, sys, time
+
+from admin_bench import Instance
 
 EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
 USERS = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
 CLIENTS = 300
 DAY = 86_400
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "sluis")
 random.seed(11)
 
-work = tempfile.mkdtemp(prefix="sluis-logins-")
-port = socket.socket(); port.bind(("127.0.0.1", 0)); PORT = port.getsockname()[1]; port.close()
-env = dict(os.environ, SLUIS_DATA_DIR=os.path.join(work, "data"), SLUIS_LISTEN=f"127.0.0.1:{PORT}",
-           SLUIS_ISSUER=f"http://127.0.0.1:{PORT}", SLUIS_REQUIRE_2FA_FOR_ADMINS="false", RUST_LOG="warn")
-subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-subprocess.run([BIN, "user", "create", "--email", "admin@example.com", "--admin", "--password-stdin"],
-               input=b"bench admin password\n", env=env, cwd=work, check=True, stdout=subprocess.DEVNULL)
+sluis = Instance("sluis-logins-")
 
 AGENTS = [
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36", "Computer", "Windows 10", "Chrome 126"),
@@ -54,7 +48,7 @@ for n in range(25_000):
     ADDRESSES.append(ipaddress.IPv6Address((0x2001_0db8 << 96) | random.getrandbits(96)))
 
 t0 = time.time()
-db = sqlite3.connect(os.path.join(work, "data", "sluis.db"))
+db = sqlite3.connect(sluis.database)
 db.execute("PRAGMA synchronous = OFF")
 db.execute("PRAGMA cache_size = -1000000")
 indexes = [sql for (sql,) in db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'login_events' AND sql IS NOT NULL")]
@@ -98,41 +92,14 @@ for sql in indexes:
 db.commit()
 db.execute("ANALYZE")
 db.close()
-size = os.path.getsize(os.path.join(work, "data", "sluis.db")) / 2**30
+size = os.path.getsize(sluis.database) / 2**30
 print(f"seeded {EVENTS} events ({USERS} users) in {t1 - t0:.0f} s, indexes in {time.time() - t1:.0f} s; database {size:.1f} GiB")
 
-server = subprocess.Popen([BIN, "serve"], env=env, cwd=work, stderr=subprocess.DEVNULL)
+sluis.serve()
 try:
-    base = f"http://127.0.0.1:{PORT}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1); break
-        except OSError:
-            time.sleep(0.1)
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a, **k):
-            return None
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect)
-    page = opener.open(base + "/login").read().decode()
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"csrf_token": csrf, "email": "admin@example.com", "password": "bench admin password"}).encode()
-    try:
-        opener.open(base + "/login", form)
-    except urllib.error.HTTPError as e:
-        assert e.code == 303, e.code
-
-    def timed(path, n=30):
-        samples = []
-        for _ in range(n):
-            t = time.perf_counter()
-            body = opener.open(base + path).read()
-            samples.append((time.perf_counter() - t) * 1000)
-        return statistics.median(samples), max(samples), json.loads(body)
-
     # A cursor half-way down the unfiltered list, as "Older" links reach it.
     day = time.strftime("%Y-%m-%d", time.gmtime(now - 45 * DAY))
-    middle = json.loads(opener.open(base + f"/api/admin/logins?limit=1&to={day}").read())["events"][0]
+    middle = json.loads(sluis.get(f"/api/admin/logins?limit=1&to={day}"))["events"][0]
     deep = f"{middle['at']}.{middle['id']}"
     sample_ip = ADDRESSES[(42 * 7919) % len(ADDRESSES)]
     # The network of a busy address (user42's), so the prefixes match many rows.
@@ -156,16 +123,13 @@ try:
         ("user + result", "/api/admin/logins?user=user42@example.com&result=failure"),
         ("client + result + time range", f"/api/admin/logins?client=client7&result=failure&from={day}"),
     ]:
-        median, worst, body = timed(path)
+        median, worst, body = sluis.timed(path, 30)
         print(f"| {name} | {median:.1f} | {worst:.1f} | {len(body['events'])} |")
 
     t = time.perf_counter()
-    csv = opener.open(base + f"/admin/logins.csv?from={day}&to={day}").read()
+    csv = sluis.get(f"/admin/logins.csv?from={day}&to={day}")
     took = time.perf_counter() - t
     lines = csv.count(b"\n") - 1
     print(f"\nCSV export of one day: {lines} rows, {len(csv) / 2**20:.1f} MiB in {took:.2f} s ({lines / took:,.0f} rows/s)")
 finally:
-    server.terminate()
-    server.wait()
-    if os.environ.get("KEEP") is None:
-        subprocess.run(["rm", "-rf", work])
+    sluis.stop(keep=os.environ.get("KEEP") is not None)

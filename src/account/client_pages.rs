@@ -320,6 +320,11 @@ async fn client_page(app: &AppState, owner: &ClientOwner, id: &str, extras: Extr
     Ok(render(&page))
 }
 
+/// The client's page again, with the reason a form was refused, as 400.
+async fn refused(app: &AppState, owner: &ClientOwner, id: &str, extras: Extras<'_>) -> Result<Response, PageError> {
+    Ok(with_status(client_page(app, owner, id, extras).await?, StatusCode::BAD_REQUEST))
+}
+
 fn client_url(id: &str) -> String {
     format!("/account/clients/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>())
 }
@@ -354,7 +359,7 @@ pub async fn post_client(
                 post_logout_redirect_uris: field(&form, "post_logout_redirect_uris"),
             };
             let extras = Extras { error: Some(&message), settings: Some(kept), ..Extras::default() };
-            Ok(with_status(client_page(&app, &owner, &id, extras).await?, StatusCode::BAD_REQUEST))
+            refused(&app, &owner, &id, extras).await
         }
         Err(e) => Err(owner_error(e)),
     }
@@ -382,7 +387,7 @@ pub async fn post_secret(
         }
         Err(OwnerError::Invalid(message)) => {
             let extras = Extras { error: Some(&message), ..Extras::default() };
-            Ok(with_status(client_page(&app, &owner, &id, extras).await?, StatusCode::BAD_REQUEST))
+            refused(&app, &owner, &id, extras).await
         }
         Err(e) => Err(owner_error(e)),
     }
@@ -423,7 +428,7 @@ pub async fn post_verification(
         }
         Err(OwnerError::Invalid(message)) => {
             let extras = Extras { error: Some(&message), request: Some((scopes, purpose)), ..Extras::default() };
-            Ok(with_status(client_page(&app, &owner, &id, extras).await?, StatusCode::BAD_REQUEST))
+            refused(&app, &owner, &id, extras).await
         }
         Err(e) => Err(owner_error(e)),
     }

@@ -158,22 +158,22 @@ async fn proceed(app: &AppState, session: &Session, id: &str, request: Authoriza
         None => false,
     };
     let now = app.now();
-    match next_step(&request, requested_at, auth.as_ref(), consented.as_ref(), policy_2fa, now) {
-        Step::Login => crate::web::see_other(&format!("/login?request_id={id}")),
-        Step::SecondFactor => {
-            let auth = auth.expect("SecondFactor implies a signed-in user");
+    let step = next_step(&request, requested_at, auth.as_ref(), consented.as_ref(), policy_2fa, now);
+    // Every step past Login has a signed-in user; pairing them lets the compiler check it.
+    match (step, auth) {
+        (Step::Login, _) | (Step::SecondFactor | Step::IssueCode, None) => crate::web::see_other(&format!("/login?request_id={id}")),
+        (Step::SecondFactor, Some(auth)) => {
             match second_factor_step(app, session, id, &request, &auth, policy_2fa).await {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
             }
         }
-        Step::Consent => crate::web::see_other(&format!("/consent?request_id={id}")),
-        Step::Fail(code) => {
+        (Step::Consent, _) => crate::web::see_other(&format!("/consent?request_id={id}")),
+        (Step::Fail(code), _) => {
             let _ = app.store.delete_auth_request(id).await;
             error_response(app, &request.redirect_uri, request.response_mode, request.state.as_deref(), code, None)
         }
-        Step::IssueCode => {
-            let auth = auth.expect("IssueCode implies a signed-in user");
+        (Step::IssueCode, Some(auth)) => {
             match issue_code(app, &request, auth, now).await {
                 Ok(code) => {
                     let _ = app.store.delete_auth_request(id).await;
