@@ -11,6 +11,8 @@ use super::keys::{KeyRing, SigningKey};
 use crate::model::SigningAlg;
 
 /// Signs `claims` as a compact JWS with the key's `alg` and `kid`.
+/// Serialising cannot fail here: header and claims are plain structs or JSON values with
+/// string keys, so the `expect`s only guard against a programming error.
 pub fn sign<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> String {
     let header = json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
     let mut out = b64url(&serde_json::to_vec(&header).expect("header serialises"));
