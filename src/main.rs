@@ -58,6 +58,10 @@ enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Remove a user's second factor (a lost authenticator and recovery codes) and end their
+    /// sessions; audited, and shown in the user's history. Check who is asking first.
+    #[command(name = "reset-2fa")]
+    Reset2fa { email: String },
 }
 
 #[derive(Subcommand)]
@@ -186,6 +190,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let hasher = PasswordHasher::new(1);
             let user = admin::create_user(&store, &hasher, NewUserSpec { email, name, is_admin: admin, password }, clock.now()).await?;
             println!("{}", json!({"id": user.id.as_str(), "email": user.email, "admin": user.is_admin}));
+            Ok(())
+        }
+        Command::User(UserCommand::Reset2fa { email }) => {
+            let store = migrated_store(&config).await?;
+            let reset = admin::reset_second_factor(&store, &email, &Actor::cli(), clock.now()).await?;
+            println!("{}", serde_json::to_string(&reset)?);
             Ok(())
         }
         Command::Client(ClientCommand::Create { name, redirect_uris, post_logout_redirect_uris, public, scopes, grant_types, signing_alg, unverified }) => {

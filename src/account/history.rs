@@ -92,6 +92,7 @@ pub fn describe_account_event(kind: &str, detail: Option<&str>, app: Option<&str
             None => "You ended a session".into(),
         },
         AccountEvent::AppWithdrawn => format!("You withdrew {}", app.unwrap_or("an app")),
+        AccountEvent::SecondFactorReset => "An administrator turned off two-factor authentication and ended your sessions".into(),
     }
 }
 

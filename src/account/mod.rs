@@ -5,6 +5,7 @@ pub mod activity;
 pub mod apps;
 pub mod client_pages;
 pub mod clients;
+pub mod deletion;
 pub mod history;
 pub mod password;
 pub mod security;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/sessions/end", post(sessions::post_end))
         .route("/account/security", get(security::get_security).post(security::post_security))
         .route("/account/password", get(password::get_password).post(password::post_password))
+        .route("/account/delete", get(deletion::get_delete).post(deletion::post_delete))
         .route("/account/clients", get(client_pages::get_clients).post(client_pages::post_clients))
         .route("/account/clients/{id}", get(client_pages::get_client).post(client_pages::post_client))
         .route("/account/clients/{id}/secrets", post(client_pages::post_secret))

@@ -5,6 +5,9 @@ mod grants;
 pub mod guard;
 mod logins;
 mod pages;
+mod users;
+
+pub use users::{SecondFactorReset, reset_second_factor};
 
 use axum::Router;
 use axum::routing::get;

@@ -148,10 +148,12 @@ pub enum AccountEvent {
     SessionEnded,
     /// Detail: the app's client id.
     AppWithdrawn,
+    /// An administrator removed the second factors (a lost authenticator); the sessions ended.
+    SecondFactorReset,
 }
 
 impl AccountEvent {
-    pub const ALL: [AccountEvent; 8] = [
+    pub const ALL: [AccountEvent; 9] = [
         AccountEvent::PasswordChanged,
         AccountEvent::EmailChanged,
         AccountEvent::SecondFactorAdded,
@@ -160,6 +162,7 @@ impl AccountEvent {
         AccountEvent::RecoveryCodesRegenerated,
         AccountEvent::SessionEnded,
         AccountEvent::AppWithdrawn,
+        AccountEvent::SecondFactorReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +175,7 @@ impl AccountEvent {
             AccountEvent::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             AccountEvent::SessionEnded => "session_ended",
             AccountEvent::AppWithdrawn => "app_withdrawn",
+            AccountEvent::SecondFactorReset => "second_factor_reset",
         }
     }
 

@@ -70,6 +70,12 @@ fn account_key(subject: Subject<'_>) -> String {
     }
 }
 
+/// The counters that belong to an account: its own, and its address's from before the
+/// account existed. Erasing the account deletes both.
+pub fn account_keys(user: &UserId, email: &str) -> Vec<String> {
+    vec![account_key(Subject::User(user)), account_key(Subject::UnknownEmail(email))]
+}
+
 /// The delay after the `failures`-th failure: none for the first third of the threshold,
 /// then doubling from one second, capped at [`MAX_DELAY`].
 pub fn delay_after(failures: i64, lock_after: i64) -> i64 {

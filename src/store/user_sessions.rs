@@ -123,6 +123,18 @@ impl Store {
         Ok(Some(session))
     }
 
+    /// Ends every session of `user` (their rows and browser sessions, in one transaction);
+    /// returns their `sid`s, so the refresh tokens issued in them can be revoked.
+    pub async fn end_all_user_sessions(&self, user: &UserId) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT sid FROM user_sessions WHERE user_id = $1").bind(user.as_str()).fetch_all(&mut *tx).await?;
+        let sids = rows.iter().map(|r| r.try_get("sid")).collect::<std::result::Result<Vec<String>, _>>()?;
+        sqlx::query("DELETE FROM sessions WHERE id IN (SELECT record_id FROM user_sessions WHERE user_id = $1)").bind(user.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM user_sessions WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(sids)
+    }
+
     /// Forgets sessions that ended without a sign-out: their record is gone or expired
     /// and, if it was never seen, they were not used for `ttl` seconds.
     pub async fn purge_user_sessions(&self, now: Timestamp, ttl: i64) -> Result<u64> {
