@@ -365,3 +365,57 @@ async fn client_suspend_makes_the_served_server_refuse_the_client() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_client", "{body}");
 }
+
+/// A cookie-keeping client signed in to the served Sluis with the support password; the
+/// answer to the password step (`/account`, or the second-factor page).
+async fn password_sign_in(sluis: &ServedSluis, email: &str) -> (crate::support::Browser, Option<String>) {
+    let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let browser = crate::support::Browser { http, base: sluis.base.clone() };
+    let html = browser.get("/login").await.text().await.unwrap();
+    let response = browser.submit(&html, &[("email", email), ("password", PASSWORD)]).await;
+    let next = crate::support::location(&response);
+    (browser, next)
+}
+
+#[tokio::test]
+async fn user_reset_2fa_removes_the_factor_ends_the_sessions_and_is_recorded() {
+    let sluis = ServedSluis::start().await;
+    let ada = sluis.create_user("ada@example.com", "Ada Lovelace");
+    let user = sluis::model::UserId(ada["id"].as_str().unwrap().to_string());
+    let (old_session, next) = password_sign_in(&sluis, "ada@example.com").await;
+    assert_eq!(next.as_deref(), Some("/account"));
+    // An authenticator and recovery codes, as enrolment leaves them.
+    let store = sluis::store::Store::connect(&sluis.database_url).await.unwrap();
+    let now = sluis::clock::Clock::now(&sluis::clock::SystemClock);
+    store.put_pending_totp(&user, "sealed", now).await.unwrap();
+    assert!(store.confirm_totp(&user, "sealed", now / 30, now).await.unwrap());
+    store.replace_recovery_codes(&user, &["h1".into(), "h2".into()], now).await.unwrap();
+    assert_eq!(password_sign_in(&sluis, "ada@example.com").await.1.as_deref(), Some("/login/second-factor"));
+
+    let line = one_line_failure(&sluis.run(&["user", "reset-2fa"], None), "reset-2fa without an address");
+    assert!(line.contains("EMAIL"), "{line}");
+    let line = one_line_failure(&sluis.run(&["user", "reset-2fa", "nobody@example.com"], None), "reset-2fa of an unknown address");
+    assert!(line.contains("nobody@example.com"), "{line}");
+
+    let reset = single_json(&sluis.run_ok(&["user", "reset-2fa", "ADA@example.com"], None));
+    assert_eq!(reset["id"], ada["id"]);
+    assert_eq!(reset["email"], "ada@example.com");
+    assert_eq!(reset["second_factor_removed"], true);
+    assert_eq!(reset["sessions_ended"], 1);
+    assert!(!store.has_second_factor(&user).await.unwrap());
+    assert_eq!(store.recovery_codes_left(&user).await.unwrap(), 0);
+    assert_eq!(crate::support::location(&old_session.get("/account").await).as_deref(), Some("/login"), "the old session is signed out");
+
+    // The password alone signs in now, and the user reads what happened in their history.
+    let (browser, next) = password_sign_in(&sluis, "ada@example.com").await;
+    assert_eq!(next.as_deref(), Some("/account"));
+    let history = browser.get("/account/security/history").await.text().await.unwrap();
+    assert!(history.contains("An administrator turned off two-factor authentication and ended your sessions"), "{history}");
+    let audit = store.audit_entries(10).await.unwrap();
+    let entry = audit.iter().find(|e| e.action == "user.reset_2fa").expect("audited");
+    assert_eq!((entry.actor.as_str(), entry.target.as_str()), ("cli", format!("user:{}", user).as_str()));
+
+    // A second reset has nothing left to remove, and says so.
+    let again = single_json(&sluis.run_ok(&["user", "reset-2fa", "ada@example.com"], None));
+    assert_eq!(again["second_factor_removed"], false);
+}
