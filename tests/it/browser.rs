@@ -70,10 +70,13 @@ impl Chromium {
             "--disable-sync".into(),
             format!("--user-data-dir={}", chromium._profile.path().display()),
         ];
+        // Downloads (the admin's CSV export) land in the profile, without a prompt.
+        let downloads = chromium._profile.path().join("downloads");
+        let prefs = serde_json::json!({ "download.default_directory": downloads, "download.prompt_for_download": false });
         let capabilities = serde_json::json!({
             "browserName": "chrome",
             "pageLoadStrategy": "normal",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args, "prefs": prefs },
         });
         let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
         // Several rustls backends are linked; pick one (a no-op if another test already did).
@@ -103,6 +106,20 @@ impl Chromium {
         match self.client().wait().at_most(STEP_TIMEOUT).for_element(Locator::Css(css)).await {
             Ok(element) => element,
             Err(e) => panic!("no {css} on {}: {e}", self.page_text().await),
+        }
+    }
+
+    /// Waits (bounded) for the download `name` to complete, and returns its content.
+    async fn downloaded(&self, name: &str) -> String {
+        let path = self._profile.path().join("downloads").join(name);
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            // Chromium writes `<name>.crdownload` and renames it once complete.
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{name} was not downloaded; now at {}", self.page_text().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -653,5 +670,52 @@ async fn chromium_reads_the_sign_in_history_ends_a_session_and_filters_the_admin
     assert!(row.contains("ada@example.com") && row.contains("failure: wrong_password") && row.contains("127.0.0.1"), "{row}");
     let csv = chromium.find("a.csv").await.attr("href").await.unwrap().unwrap_or_default();
     assert!(csv.starts_with("/admin/logins.csv?") && csv.contains("ip=127.0.0.") && csv.contains("result=failure"), "{csv}");
+
+    // The export, as the admin gets it: the link clicked in this session downloads the
+    // filtered rows only. (The pages' CSP has no connect-src, so a script could not fetch it.)
+    chromium.find("a.csv").await.click().await.unwrap();
+    let file = chromium.downloaded("sluis-logins.csv").await;
+    let lines: Vec<&str> = file.lines().collect();
+    assert_eq!(lines.len(), 2, "the header and the one filtered row: {file}");
+    assert!(lines[0].starts_with("time,user_email,user_id,client_id,method,result,reason,ip,"), "{file}");
+    assert!(lines[1].contains("ada@example.com") && lines[1].contains(",failure,wrong_password,127.0.0.1,"), "{file}");
+    chromium.close().await;
+
+    // The same link through plain HTTP, for the headers a browser acts on.
+    let admin_http = app.browser();
+    let login = admin_http.get("/login").await.text().await.unwrap();
+    assert_eq!(location(&admin_http.submit(&login, &[("email", "admin@example.com"), ("password", PASSWORD)]).await).as_deref(), Some("/account"));
+    let response = admin_http.get(&csv).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(response.headers()["content-disposition"], "attachment; filename=\"sluis-logins.csv\"");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.text().await.unwrap(), file, "the same rows as the browser's download");
+}
+
+#[tokio::test]
+async fn chromium_deletes_an_account() {
+    let app = TestApp::start().await;
+    app.user("ada@example.com").await;
+    let chromium = Chromium::start().await;
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    chromium.wait_for_url(&app.url("/account")).await;
+    chromium.find("main a[href='/account/security']").await.click().await.unwrap();
+    chromium.find("a#delete-account").await.click().await.unwrap();
+    chromium.wait_for_url(&app.url("/account/delete")).await;
+    let page = chromium.page_text().await;
+    assert!(page.contains("cannot be undone") && page.contains("signed out everywhere"), "{page}");
+
+    // A wrong address first: refused, nothing deleted.
+    chromium.find("input#confirm").await.send_keys("someone@example.com").await.unwrap();
+    chromium.find("form.delete-account button[type=submit]").await.click().await.unwrap();
+    wait_for_text(&chromium, "[role=alert]", "Nothing was deleted").await;
+    chromium.find("input#confirm").await.send_keys("ada@example.com").await.unwrap();
+    chromium.find("form.delete-account button[type=submit]").await.click().await.unwrap();
+    wait_for_text(&chromium, "#deleted", "erased").await;
+    assert!(app.state.store.user_credentials("ada@example.com").await.unwrap().is_none());
+    chromium.client().goto(&app.url("/account")).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
     chromium.close().await;
 }
