@@ -137,39 +137,24 @@ impl Store {
         let stored = erasure.email.trim();
         let norm = normalise_email(erasure.email);
         sqlx::query("UPDATE audit_log SET ip = NULL WHERE actor = $1").bind(format!("user:{user}")).execute(&mut *tx).await?;
-        sqlx::query(
+        // Admins' decisions on other clients' scopes name the admin the same way, and their
+        // notes are free text that may quote the address. ($1 id, $2 pseudonym, $3 and $4
+        // the address as stored and normalised, $5 and $6 patterns for the id and address.)
+        for sql in [
             "UPDATE audit_log SET
                actor = REPLACE(REPLACE(REPLACE(actor, $1, $2), $3, '[erased]'), $4, '[erased]'),
                target = REPLACE(REPLACE(REPLACE(target, $1, $2), $3, '[erased]'), $4, '[erased]'),
                details = REPLACE(REPLACE(REPLACE(details, $1, $2), $3, '[erased]'), $4, '[erased]')
              WHERE actor LIKE $5 OR target LIKE $5 OR details LIKE $5
                 OR LOWER(actor) LIKE $6 ESCAPE '\\' OR LOWER(target) LIKE $6 ESCAPE '\\' OR LOWER(details) LIKE $6 ESCAPE '\\'",
-        )
-        .bind(user)
-        .bind(erasure.pseudonym)
-        .bind(stored)
-        .bind(&norm)
-        .bind(&id_pattern)
-        .bind(&email)
-        .execute(&mut *tx)
-        .await?;
-        // Admins' decisions on other clients' scopes name the admin the same way, and their
-        // notes are free text that may quote the address.
-        sqlx::query(
             "UPDATE client_scopes SET
                decided_by = REPLACE(decided_by, $1, $2),
                note = REPLACE(REPLACE(note, $3, '[erased]'), $4, '[erased]'),
                purpose = REPLACE(REPLACE(purpose, $3, '[erased]'), $4, '[erased]')
              WHERE decided_by LIKE $5 OR LOWER(note) LIKE $6 ESCAPE '\\' OR LOWER(purpose) LIKE $6 ESCAPE '\\'",
-        )
-        .bind(user)
-        .bind(erasure.pseudonym)
-        .bind(stored)
-        .bind(&norm)
-        .bind(&id_pattern)
-        .bind(&email)
-        .execute(&mut *tx)
-        .await?;
+        ] {
+            sqlx::query(sql).bind(user).bind(erasure.pseudonym).bind(stored).bind(&norm).bind(&id_pattern).bind(&email).execute(&mut *tx).await?;
+        }
 
         let actor = format!("user:{}", erasure.pseudonym);
         sqlx::query("INSERT INTO audit_log (id, at, actor, ip, action, target, details) VALUES ($1, $2, $3, NULL, 'account.delete', $3, $4)")

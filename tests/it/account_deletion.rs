@@ -15,15 +15,6 @@ use crate::support::*;
 const ADA: &str = "ada@example.com";
 const BOB: &str = "bob@example.com";
 
-/// A browser signed in to Sluis directly, without any client.
-async fn signed_in(app: &TestApp, email: &str) -> Browser {
-    let browser = app.browser();
-    let html = browser.get("/login").await.text().await.unwrap();
-    let response = browser.submit(&html, &[("email", email), ("password", PASSWORD)]).await;
-    assert_eq!(location(&response).as_deref(), Some("/account"), "sign-in of {email}");
-    browser
-}
-
 /// Signs `email` in through `client` in `browser` (consenting) and exchanges the code.
 async fn tokens_through(app: &TestApp, browser: &Browser, client: &Client, secret: &str, email: &str) -> Value {
     let (verifier, challenge) = pkce();
@@ -142,7 +133,7 @@ async fn deletion_erases_every_row_naming_the_user_and_their_clients() {
     let wrong = app.browser();
     let html = wrong.get("/login").await.text().await.unwrap();
     wrong.submit(&html, &[("email", ADA), ("password", "not the password")]).await;
-    let browser = signed_in(&app, ADA).await;
+    let browser = app.signed_in(ADA).await;
     let ada_tokens = tokens_through(&app, &browser, &shop, &shop_secret, ADA).await;
     assert_eq!(userinfo(&app, &ada_tokens).await.status(), 200);
     let store = &app.state.store;
@@ -229,7 +220,7 @@ async fn the_user_api_answers_not_found_for_a_deleted_user() {
 async fn deletion_needs_a_recent_sign_in() {
     let app = TestApp::start().await;
     app.user(ADA).await;
-    let browser = signed_in(&app, ADA).await;
+    let browser = app.signed_in(ADA).await;
     let form = delete_page(&browser).await;
     app.clock.advance(i64::from(app.state.config.reauth_max_age) + 1);
     let reauth = "/login/reauth?next=%2Faccount%2Fdelete";
@@ -251,7 +242,7 @@ async fn a_wrong_confirmation_or_a_missing_csrf_token_deletes_nothing() {
     let app = TestApp::start().await;
     app.user(ADA).await;
     app.user(BOB).await;
-    let browser = signed_in(&app, ADA).await;
+    let browser = app.signed_in(ADA).await;
     for typed in ["", BOB, "ada", "DELETE"] {
         let response = confirm_deletion(&browser, typed).await;
         assert_eq!(response.status(), 200, "{typed:?}");
@@ -277,7 +268,7 @@ async fn the_last_admin_cannot_delete_their_account() {
     let app = TestApp::start_with(|c| c.require_2fa_for_admins = false).await;
     let admin_user = |email: &str| NewUserSpec { email: email.into(), name: None, is_admin: true, password: PASSWORD.into() };
     admin::create_user(&app.state.store, &app.state.passwords, admin_user("root@example.com"), app.clock.now()).await.unwrap();
-    let browser = signed_in(&app, "root@example.com").await;
+    let browser = app.signed_in("root@example.com").await;
     let html = delete_page(&browser).await;
     assert!(html.contains("id=\"refused\"") && html.contains("only administrator"), "{html}");
     assert!(!html.contains("name=\"confirm\""), "no form: {html}");
@@ -300,7 +291,7 @@ async fn the_last_admin_cannot_delete_their_account() {
 async fn the_address_can_be_used_again_after_deletion() {
     let app = TestApp::start().await;
     let old: User = app.user(ADA).await;
-    let browser = signed_in(&app, ADA).await;
+    let browser = app.signed_in(ADA).await;
     assert_eq!(confirm_deletion(&browser, ADA).await.status(), 200);
     let login = app.browser();
     let html = login.get("/login").await.text().await.unwrap();
@@ -309,7 +300,7 @@ async fn the_address_can_be_used_again_after_deletion() {
 
     let new = app.user(ADA).await;
     assert_ne!(new.id, old.id);
-    let again = signed_in(&app, ADA).await;
+    let again = app.signed_in(ADA).await;
     let history = again.get("/account/security/history").await.text().await.unwrap();
     assert_eq!(history.matches("Password accepted").count(), 1, "the new account starts with an empty history: {history}");
     assert_eq!(location(&browser.get("/account").await).as_deref(), Some("/login"), "the old session stays signed out");

@@ -81,6 +81,15 @@ impl TestApp {
         admin::create_user(&self.state.store, &self.state.passwords, spec, self.clock.now()).await.unwrap()
     }
 
+    /// A browser signed in on the plain login page (no client involved) with [`PASSWORD`].
+    pub async fn signed_in(&self, email: &str) -> Browser {
+        let browser = self.browser();
+        let page = browser.get("/login").await.text().await.unwrap();
+        let response = browser.submit(&page, &[("email", email), ("password", PASSWORD)]).await;
+        assert_eq!(location(&response).as_deref(), Some("/account"), "sign-in of {email}");
+        browser
+    }
+
     /// A confidential client (secret returned) with the default redirect URIs.
     pub async fn client(&self) -> (Client, String) {
         let (client, secret) = self.client_with(|_| {}).await;
