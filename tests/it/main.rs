@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod support;
+mod mail_support;
 
 mod flow;
 mod authorize;
@@ -24,3 +25,4 @@ mod second_factor;
 mod limits;
 mod login_protection;
 mod login_history;
+mod email_change;
