@@ -52,7 +52,7 @@ pub struct Config {
     pub rate_limit_api_per_second: u32,
     /// Operator-defined scopes, beside the standard ones (`[[scopes]]` tables).
     pub scopes: Vec<crate::privacy::CustomScope>,
-    /// Sensitive actions (password change, turning off 2FA, new recovery codes, admin pages)
+    /// Sensitive actions (password or email change, turning off 2FA, new recovery codes, admin pages)
     /// ask for the password (and second factor) again when the last sign-in is older, seconds.
     pub reauth_max_age: u32,
     /// Administrators must have a second factor to use the admin pages or sign in to apps.
