@@ -52,13 +52,34 @@ pub struct Config {
     pub rate_limit_api_per_second: u32,
     /// Operator-defined scopes, beside the standard ones (`[[scopes]]` tables).
     pub scopes: Vec<crate::privacy::CustomScope>,
-    /// Sensitive actions (password change, turning off 2FA, new recovery codes, admin pages)
+    /// Sensitive actions (password or email change, turning off 2FA, new recovery codes, admin pages)
     /// ask for the password (and second factor) again when the last sign-in is older, seconds.
     pub reauth_max_age: u32,
     /// Administrators must have a second factor to use the admin pages or sign in to apps.
     pub require_2fa_for_admins: bool,
     /// Every user must have a second factor to sign in to apps.
     pub require_2fa_for_all: bool,
+    /// Outgoing mail (`[mail]`); without `smtp_url` Sluis sends none.
+    pub mail: Mail,
+}
+
+/// Outgoing mail (docs/operate.md). Optional: what needs mail (changing one's email
+/// address) is unavailable without it.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mail {
+    /// The SMTP relay as a URL: `smtps://user:pass@host` (TLS), `smtp://user:pass@host?tls=required`
+    /// (STARTTLS), `smtp://127.0.0.1:25` (plain, for a relay on this machine).
+    pub smtp_url: Option<String>,
+    /// The sender, a mailbox: `Sluis <no-reply@example.com>`. Required with `smtp_url`.
+    pub from: Option<String>,
+}
+
+// The URL may hold the relay's password: never print it.
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail").field("smtp_url", &self.smtp_url.as_ref().map(|_| "(set)")).field("from", &self.from).finish()
+    }
 }
 
 /// Retention limits, in days (docs/privacy.md).
@@ -123,6 +144,7 @@ impl Default for Config {
             reauth_max_age: 900,
             require_2fa_for_admins: true,
             require_2fa_for_all: false,
+            mail: Mail::default(),
         }
     }
 }
@@ -196,6 +218,7 @@ impl Config {
         {
             return Err(ConfigError("key `instance_secret`: must be at least 32 characters".into()));
         }
+        crate::mail::check_config(&self.mail).map_err(ConfigError)?;
         Ok(())
     }
 
@@ -324,6 +347,32 @@ mod tests {
             jail.create_file("sluis.toml", "login_lock_after = 3\nlogin_window_seconds = 60\n")?;
             let config = Config::load(None).unwrap();
             assert_eq!((config.login_lock_after, config.login_window_seconds, config.login_ip_lock_after), (3, 60, 50));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mail_is_optional_and_checked_naming_the_key() {
+        assert!(Config::default().mail.smtp_url.is_none());
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("sluis.toml", "[mail]\nsmtp_url = \"smtps://sluis:hunter2@mail.example.com\"\nfrom = \"Sluis <no-reply@example.com>\"\n")?;
+            let config = Config::load(None).unwrap();
+            assert!(!format!("{config:?}").contains("hunter2"), "the relay password never prints");
+            jail.set_env("SLUIS_MAIL__FROM", "not a mailbox");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("mail.from"), "{err}");
+            jail.set_env("SLUIS_MAIL__FROM", "no-reply@example.com");
+            jail.set_env("SLUIS_MAIL__SMTP_URL", "http://mail.example.com");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("mail.smtp_url"), "{err}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("sluis.toml", "[mail]\nsmtp_url = \"smtp://127.0.0.1:25\"\n")?;
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("mail.from"), "{err}");
+            jail.create_file("sluis.toml", "[mail]\nfrom = \"no-reply@example.com\"\nsmtp = 1\n")?;
+            assert!(Config::load(None).unwrap_err().to_string().contains("smtp"));
             Ok(())
         });
     }

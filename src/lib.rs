@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod login;
+pub mod mail;
 pub mod model;
 pub mod oidc;
 pub mod privacy;
@@ -138,7 +139,9 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         .await
         .context("cannot load signing keys")?;
     let scopes = privacy::Catalogue::with_custom(&config.scopes).map_err(|e| anyhow::anyhow!("configuration: key `scopes`: {e}"))?;
+    let mailer = mail::Mailer::from_config(&config.mail).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     Ok(AppState {
+        mailer,
         passwords: PasswordHasher::new(config.password_hash_workers),
         keys: Arc::new(KeyCache::new(ring)),
         secrets: Arc::new(secrets),

@@ -26,6 +26,8 @@ pub struct AppState {
     pub scopes: Arc<Catalogue>,
     /// Discovery documents, serialised once: they only change with the config.
     pub discovery: Bytes,
+    /// Outgoing mail; `None` when the operator set up none (`[mail]`).
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl AppState {

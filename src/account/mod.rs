@@ -6,6 +6,8 @@ pub mod apps;
 pub mod client_pages;
 pub mod clients;
 pub mod deletion;
+pub mod email;
+pub mod email_change;
 pub mod history;
 pub mod password;
 pub mod security;
@@ -23,7 +25,7 @@ use crate::login::session;
 use crate::model::User;
 use crate::state::AppState;
 use crate::web::templates::AccountPage;
-use crate::web::{csrf, render, see_other};
+use crate::web::{csrf, flash, render, see_other};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,6 +40,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/security", get(security::get_security).post(security::post_security))
         .route("/account/password", get(password::get_password).post(password::post_password))
         .route("/account/delete", get(deletion::get_delete).post(deletion::post_delete))
+        .route("/account/email", get(email::get_email).post(email::post_email))
+        .route("/account/email/confirm", get(email::get_confirm).post(email::post_confirm))
         .route("/account/clients", get(client_pages::get_clients).post(client_pages::post_clients))
         .route("/account/clients/{id}", get(client_pages::get_client).post(client_pages::post_client))
         .route("/account/clients/{id}/secrets", post(client_pages::post_secret))
@@ -72,5 +76,6 @@ impl FromRequestParts<AppState> for SignedIn {
 async fn get_account(State(app): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let token = csrf::token(&me.session).await?;
     let clients = clients::may_register(&app.config, &me.user);
-    Ok(render(&AccountPage { csrf_token: &token, email: &me.user.email, name: me.user.name.as_deref(), clients }))
+    let notice = flash::take(&me.session).await?;
+    Ok(render(&AccountPage { csrf_token: &token, email: &me.user.email, name: me.user.name.as_deref(), clients, notice: notice.as_deref() }))
 }

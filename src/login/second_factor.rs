@@ -140,6 +140,12 @@ pub async fn start_reauth(app: &AppState, session: &Session, auth: &Authenticati
 pub async fn finish(app: &AppState, session: &Session, auth: Authentication, then: Then) -> Result<Response, PageError> {
     clear_pending(session).await?;
     session::sign_in(session, &auth).await?;
+    if let Then::SignIn { request_id } = &then
+        && request_id.is_empty()
+        && let Some(path) = session::take_return_after_sign_in(session).await?
+    {
+        return Ok(see_other(&path));
+    }
     Ok(see_other(&destination(app, &then).await?))
 }
 

@@ -24,6 +24,20 @@ pub async fn sign_in(session: &Session, auth: &Authentication) -> Result<(), Pag
     session.insert(AUTH, auth).await.map_err(|e| PageError::internal(&e))
 }
 
+const RETURN_TO: &str = "return_to";
+
+/// After the next sign-in in this session that is not for an app, go to `path` (a local
+/// path, e.g. a link from a mail that needs the account) rather than the account page.
+pub async fn return_after_sign_in(session: &Session, path: &str) -> Result<(), PageError> {
+    session.insert(RETURN_TO, path).await.map_err(|e| PageError::internal(&e))
+}
+
+/// The path [`return_after_sign_in`] kept, once, if it is still a local one.
+pub async fn take_return_after_sign_in(session: &Session) -> Result<Option<String>, PageError> {
+    let path = session.remove::<String>(RETURN_TO).await.map_err(|e| PageError::internal(&e))?;
+    Ok(path.filter(|p| super::step_up::safe_next(p).is_some()))
+}
+
 /// Ends the session: its record is deleted and the cookie cleared.
 pub async fn sign_out(session: &Session) -> Result<(), PageError> {
     session.flush().await.map_err(|e| PageError::internal(&e))

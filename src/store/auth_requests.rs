@@ -46,7 +46,8 @@ impl Store {
         Ok(())
     }
 
-    /// Removes expired pending requests, codes, revoked-token markers and sessions.
+    /// Removes expired pending requests, codes, revoked-token markers, sessions and email
+    /// changes.
     pub async fn purge_expired(&self, now: Timestamp) -> Result<()> {
         for sql in [
             "DELETE FROM authorization_requests WHERE expires_at <= $1",
@@ -54,6 +55,7 @@ impl Store {
             "DELETE FROM revoked_access_tokens WHERE expires_at <= $1",
             "DELETE FROM sessions WHERE expires_at <= $1",
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            "DELETE FROM email_changes WHERE expires_at <= $1",
         ] {
             sqlx::query(sql).bind(now).execute(&self.pool).await?;
         }

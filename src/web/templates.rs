@@ -66,6 +66,8 @@ pub struct AccountPage<'a> {
     pub name: Option<&'a str>,
     /// Whether to link to `/account/clients` (the user may register clients).
     pub clients: bool,
+    /// A confirmation from the previous action (a changed email address).
+    pub notice: Option<&'a str>,
 }
 
 /// A time as people read it, in UTC to the minute: `2026-11-23 14:02 UTC`.

@@ -719,3 +719,39 @@ async fn chromium_deletes_an_account() {
     chromium.wait_for_url(&app.url("/login")).await;
     chromium.close().await;
 }
+
+#[tokio::test]
+async fn chromium_changes_the_email_address_through_the_mailed_link() {
+    let smtp = crate::mail_support::SmtpReceiver::start().await;
+    let smtp_url = smtp.url();
+    let app = TestApp::start_with(move |c| {
+        c.mail.smtp_url = Some(smtp_url);
+        c.mail.from = Some("Sluis <no-reply@sluis.test>".into());
+    })
+    .await;
+    app.user("ada@example.com").await;
+    let chromium = Chromium::start().await;
+    chromium.client().goto(&app.url("/login")).await.unwrap();
+    chromium.sign_in("ada@example.com", PASSWORD).await;
+    wait_for_text(&chromium, "#account-email", "ada@example.com").await;
+
+    // From the account page to the form; the answer says where to look.
+    chromium.find("main a[href='/account/email']").await.click().await.unwrap();
+    chromium.find("input[name=new_email]").await.send_keys("nora@example.com").await.unwrap();
+    chromium.find("form[action='/account/email'] button[type=submit]").await.click().await.unwrap();
+    wait_for_text(&chromium, "[role=status]", "Check your inbox at nora@example.com").await;
+
+    // The link from the mail, opened in the same browser: a page with a button.
+    let mail = smtp.wait_for("nora@example.com", 1).await;
+    let link = mail[0].body.lines().find(|l| l.contains("/account/email/confirm?token=")).expect("a link in the mail").trim().to_string();
+    chromium.client().goto(&link).await.unwrap();
+    assert_eq!(chromium.find("#new-email").await.text().await.unwrap(), "nora@example.com");
+    chromium.find("form[action='/account/email/confirm'] button[type=submit]").await.click().await.unwrap();
+    wait_for_text(&chromium, "[role=status]", "Your email address is now nora@example.com.").await;
+    assert_eq!(chromium.find("#account-email").await.text().await.unwrap(), "nora@example.com");
+
+    // The history lists the change.
+    chromium.find("main a[href='/account/security/history']").await.click().await.unwrap();
+    wait_for_text(&chromium, "main", "Your email address was changed").await;
+    chromium.close().await;
+}

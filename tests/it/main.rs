@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod support;
+mod mail_support;
 
 mod flow;
 mod authorize;
@@ -25,3 +26,4 @@ mod limits;
 mod login_protection;
 mod login_history;
 mod account_deletion;
+mod email_change;
