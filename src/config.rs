@@ -268,6 +268,7 @@ fn describe(error: figment::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error by value
 mod tests {
     use super::*;
 

@@ -420,7 +420,7 @@ pub async fn post_verification(
     let form = read_form(&owner, &body).await?;
     let scopes = ticked_scopes(&app.scopes, &form);
     let purpose = field(&form, "purpose");
-    match clients::request_verification(&app.store, &app.scopes, &owner.user().id, &id, &scopes, &purpose, &owner.actor(ip), app.now()).await {
+    match clients::request_verification(&app.store, &app.scopes, &owner.user().id, &id, &clients::VerificationRequest { scopes: &scopes, purpose: &purpose }, &owner.actor(ip), app.now()).await {
         Ok(()) => {
             let message = format!("Verification of {} is requested. The administrators will review it.", scopes.join(", "));
             flash::set(&owner.me.session, &message).await?;

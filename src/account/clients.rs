@@ -274,6 +274,12 @@ pub async fn revoke_secret(store: &Store, owner: &UserId, client_id: &str, secre
     Ok(secret.label.clone())
 }
 
+/// What an owner asks the admins to verify, and why.
+pub struct VerificationRequest<'a> {
+    pub scopes: &'a [String],
+    pub purpose: &'a str,
+}
+
 /// Asks the admins to verify `scopes` for the client, for the stated purpose. The scopes
 /// are enabled for the client, which still receives none of them until one is approved.
 /// Asking again for a rejected scope puts it back in the queue; an approved one stays approved.
@@ -282,11 +288,11 @@ pub async fn request_verification(
     catalogue: &Catalogue,
     owner: &UserId,
     client_id: &str,
-    scopes: &[String],
-    purpose: &str,
+    request: &VerificationRequest<'_>,
     actor: &Actor,
     now: Timestamp,
 ) -> Result<(), OwnerError> {
+    let VerificationRequest { scopes, purpose } = *request;
     let client = owned(store, owner, client_id).await?;
     if scopes.is_empty() {
         return invalid("Choose at least one scope to have verified.");

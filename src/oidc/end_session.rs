@@ -56,7 +56,7 @@ async fn logout(app: &AppState, session: &Session, raw: &[u8], is_post: bool) ->
     // The hint names the signed-in user (or nobody is signed in): no need to ask.
     let hint_matches = match (&current, &client, &hint_sub) {
         (None, _, _) => true,
-        (Some(auth), Some(client), Some(sub)) => app.subject(&client, &auth.user_id) == *sub,
+        (Some(auth), Some(client), Some(sub)) => app.subject(client, &auth.user_id) == *sub,
         _ => false,
     };
     if !confirmed && !hint_matches {

@@ -22,7 +22,7 @@ pub struct NewCode {
 pub enum CodeRedemption {
     /// The code was unused; it is now consumed, and the grant (if the caller issued one)
     /// exists.
-    Redeemed(NewCode),
+    Redeemed(Box<NewCode>),
     /// The code was used before; the grant issued from it has been revoked (RFC 6749 §4.1.2).
     Reused,
     Unknown,
@@ -93,7 +93,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                CodeRedemption::Redeemed(code)
+                CodeRedemption::Redeemed(Box::new(code))
             }
             None => {
                 let used = sqlx::query("SELECT grant_id FROM authorization_codes WHERE code_hash = $1")

@@ -63,7 +63,7 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
         })
         .await?;
     let stored = match outcome {
-        CodeRedemption::Redeemed(stored) => stored,
+        CodeRedemption::Redeemed(stored) => *stored,
         CodeRedemption::Reused => return Err(OAuthError::invalid_grant("the code was already used; tokens issued from it are revoked")),
         CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("the code is invalid")),
     };

@@ -85,7 +85,7 @@ pub fn id_token(app: &AppState, client: &Client, grant: &UserGrant<'_>, nonce: O
     let now = app.now();
     let mut claims = serde_json::json!({
         "iss": app.issuer(),
-        "sub": app.subject(&client, &grant.user.id),
+        "sub": app.subject(client, &grant.user.id),
         "aud": client.id.as_str(),
         "exp": now + i64::from(app.config.id_token_ttl),
         "iat": now,
@@ -117,7 +117,7 @@ pub fn user_tokens(
     let granted = ScopeSet::parse(grant.scope).unwrap_or_default();
     let scope = privacy::grantable(&client.policy(&app.scopes), &granted).to_string();
     let grant = &UserGrant { scope: &scope, ..*grant };
-    let subject = app.subject(&client, &grant.user.id);
+    let subject = app.subject(client, &grant.user.id);
     let access = access_token(app, client, &subject, Some(grant), grant.scope)?;
     let openid = grant.scope.split(' ').any(|s| s == "openid");
     let id = if openid { Some(id_token(app, client, grant, nonce, &access)?) } else { None };
