@@ -26,6 +26,8 @@ pub struct AppState {
     pub scopes: Arc<Catalogue>,
     /// Discovery documents, serialised once: they only change with the config.
     pub discovery: Bytes,
+    /// Upstream (social) sign-in providers, with their cached metadata.
+    pub upstreams: Arc<crate::login::upstream::Providers>,
 }
 
 impl AppState {
