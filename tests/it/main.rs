@@ -24,3 +24,4 @@ mod second_factor;
 mod limits;
 mod login_protection;
 mod login_history;
+mod upstream;
