@@ -156,3 +156,20 @@ async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, UpstreamError
     }
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovered_issuer_must_be_the_configured_one() {
+        let google = "https://accounts.google.com";
+        assert!(check_discovered_issuer(UpstreamKind::Google, google, google).is_ok());
+        assert!(check_discovered_issuer(UpstreamKind::Oidc, "https://sso.example.com", "https://sso.example.com/").is_err(), "exactly");
+        assert!(check_discovered_issuer(UpstreamKind::Oidc, "https://sso.example.com", "https://evil.example").is_err());
+        let common = "https://login.microsoftonline.com/common/v2.0";
+        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        assert!(check_discovered_issuer(UpstreamKind::Microsoft, common, template).is_ok());
+        assert!(check_discovered_issuer(UpstreamKind::Oidc, common, template).is_err(), "the template only for Microsoft");
+    }
+}
