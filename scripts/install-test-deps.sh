@@ -3,6 +3,7 @@
 #   - Debian packages: chromium + chromium-driver (browser tests),
 #     postgresql (throwaway server for the PostgreSQL test run);
 #   - the Node relying party's npm packages (tests/rp/node);
+#   - the upstream OpenID provider's npm packages (tests/upstream/node, oidc-provider);
 #   - the Python relying party's virtualenv (tests/rp/python/.venv).
 #
 # Idempotent and quick when everything is already in place: apt is only
@@ -12,7 +13,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-NODE_DIR="$ROOT/tests/rp/node"
+NODE_DIRS=("$ROOT/tests/rp/node" "$ROOT/tests/upstream/node")
 PY_DIR="$ROOT/tests/rp/python"
 VENV="$PY_DIR/.venv"
 
@@ -65,6 +66,7 @@ install_apt_packages() {
 }
 
 install_node_packages() {
+    local NODE_DIR="$1"
     local lock="$NODE_DIR/package-lock.json"
     local stamp="$NODE_DIR/node_modules/.sluis-install-stamp"
     local want
@@ -77,7 +79,7 @@ install_node_packages() {
         log "npm packages: up to date"
         return
     fi
-    log "npm packages: installing in tests/rp/node"
+    log "npm packages: installing in ${NODE_DIR#"$ROOT"/}"
     local npm_opts=(--no-audit --no-fund --loglevel=error)
     if [ -f "$lock" ]; then
         (cd "$NODE_DIR" && npm ci "${npm_opts[@]}" </dev/null)
@@ -112,6 +114,8 @@ install_python_packages() {
 }
 
 install_apt_packages
-install_node_packages
+for dir in "${NODE_DIRS[@]}"; do
+    install_node_packages "$dir"
+done
 install_python_packages
 log "done"

@@ -61,6 +61,11 @@ pub struct Config {
     pub require_2fa_for_all: bool,
     /// Outgoing mail (`[mail]`); without `smtp_url` Sluis sends none.
     pub mail: Mail,
+    /// Whether a person signing in through an upstream provider with an identity no
+    /// account knows may create a Sluis account.
+    pub registration: Registration,
+    /// Upstream (social) sign-in providers (`[[upstreams]]` tables), one button each.
+    pub upstreams: Vec<UpstreamConfig>,
 }
 
 /// Outgoing mail (docs/operate.md). Optional: what needs mail (changing one's email
@@ -80,6 +85,134 @@ impl std::fmt::Debug for Mail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mail").field("smtp_url", &self.smtp_url.as_ref().map(|_| "(set)")).field("from", &self.from).finish()
     }
+}
+
+/// Whether an unknown upstream identity may create an account.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Open,
+    Closed,
+}
+
+/// What an upstream provider speaks.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamKind {
+    /// Any OpenID Connect provider, by `issuer`.
+    Oidc,
+    /// Google: issuer `https://accounts.google.com`.
+    Google,
+    /// Microsoft identity platform: issuer from `tenant`, with its per-tenant issuer rule.
+    Microsoft,
+    /// GitHub (OAuth 2.0 and its user API, not OpenID Connect).
+    Github,
+}
+
+/// One `[[upstreams]]` table.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// URL-safe slug: `/login/upstream/{id}`, and the login history's record.
+    pub id: String,
+    /// The button label: "Sign in with {name}".
+    pub name: String,
+    pub kind: UpstreamKind,
+    /// Required for `oidc`; for `google` and `microsoft` it replaces the preset (national
+    /// clouds, tests).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Microsoft only: `common`, `organizations`, `consumers` or a tenant id (default `common`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    pub client_id: String,
+    pub client_secret: String,
+    #[serde(default = "default_upstream_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_upstream_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
+
+/// The client secret never prints.
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("issuer", &self.issuer)
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+impl UpstreamConfig {
+    /// The issuer whose discovery document describes the provider.
+    pub fn issuer(&self) -> String {
+        match (&self.issuer, self.kind) {
+            (Some(issuer), _) => issuer.trim_end_matches('/').to_string(),
+            (None, UpstreamKind::Google) => "https://accounts.google.com".into(),
+            (None, UpstreamKind::Microsoft) => {
+                format!("https://login.microsoftonline.com/{}/v2.0", self.tenant.as_deref().unwrap_or("common"))
+            }
+            (None, UpstreamKind::Oidc | UpstreamKind::Github) => String::new(),
+        }
+    }
+
+    fn validate(&self, at: usize) -> Result<(), ConfigError> {
+        let key = |field: &str| format!("key `upstreams[{at}].{field}`");
+        let slug = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        if self.id.is_empty() || self.id.len() > 40 || !self.id.chars().all(slug) {
+            return Err(ConfigError(format!("{}: 1 to 40 characters of a-z, 0-9, - and _", key("id"))));
+        }
+        if self.name.trim().is_empty() {
+            return Err(ConfigError(format!("{}: must not be empty", key("name"))));
+        }
+        if self.kind == UpstreamKind::Github {
+            return Err(ConfigError(format!("{}: `github` is not supported yet (use `oidc`, `google` or `microsoft`)", key("kind"))));
+        }
+        if self.kind == UpstreamKind::Oidc && self.issuer.is_none() {
+            return Err(ConfigError(format!("{}: required for kind `oidc`", key("issuer"))));
+        }
+        if self.tenant.is_some() && (self.kind != UpstreamKind::Microsoft || self.issuer.is_some()) {
+            return Err(ConfigError(format!("{}: only for kind `microsoft` without `issuer`", key("tenant"))));
+        }
+        if let Some(tenant) = &self.tenant
+            && (tenant.is_empty() || !tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        {
+            return Err(ConfigError(format!("{}: `common`, `organizations`, `consumers` or a tenant id", key("tenant"))));
+        }
+        if let Some(issuer) = &self.issuer {
+            let url = Url::parse(issuer).map_err(|e| ConfigError(format!("{}: not a URL ({e})", key("issuer"))))?;
+            if !secure_or_local(&url) {
+                return Err(ConfigError(format!("{}: must be https (http only for localhost)", key("issuer"))));
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(ConfigError(format!("{}: must not have a query or fragment", key("issuer"))));
+            }
+        }
+        if self.client_id.is_empty() {
+            return Err(ConfigError(format!("{}: must not be empty", key("client_id"))));
+        }
+        if self.client_secret.is_empty() {
+            return Err(ConfigError(format!("{}: must not be empty", key("client_secret"))));
+        }
+        if !self.scopes.iter().any(|s| s == "openid") || self.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+            return Err(ConfigError(format!("{}: a list of scopes that includes `openid`", key("scopes"))));
+        }
+        Ok(())
+    }
+}
+
+/// https, or http to this machine (tests, development).
+pub fn secure_or_local(url: &Url) -> bool {
+    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    url.scheme() == "https" || (url.scheme() == "http" && local)
 }
 
 /// Retention limits, in days (docs/privacy.md).
@@ -145,6 +278,8 @@ impl Default for Config {
             require_2fa_for_admins: true,
             require_2fa_for_all: false,
             mail: Mail::default(),
+            registration: Registration::Closed,
+            upstreams: Vec::new(),
         }
     }
 }
@@ -219,6 +354,12 @@ impl Config {
             return Err(ConfigError("key `instance_secret`: must be at least 32 characters".into()));
         }
         crate::mail::check_config(&self.mail).map_err(ConfigError)?;
+        for (at, upstream) in self.upstreams.iter().enumerate() {
+            upstream.validate(at)?;
+            if self.upstreams[..at].iter().any(|u| u.id == upstream.id) {
+                return Err(ConfigError(format!("key `upstreams[{at}].id`: `{}` is used twice", upstream.id)));
+            }
+        }
         Ok(())
     }
 
@@ -374,6 +515,44 @@ mod tests {
             assert!(err.contains("mail.from"), "{err}");
             jail.create_file("sluis.toml", "[mail]\nfrom = \"no-reply@example.com\"\nsmtp = 1\n")?;
             assert!(Config::load(None).unwrap_err().to_string().contains("smtp"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn upstreams_are_read_with_presets_and_checked() {
+        assert_eq!(Config::default().registration, Registration::Closed);
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "sluis.toml",
+                "registration = \"open\"\n[[upstreams]]\nid = \"google\"\nname = \"Google\"\nkind = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\n\n[[upstreams]]\nid = \"work\"\nname = \"Work\"\nkind = \"microsoft\"\ntenant = \"organizations\"\nclient_id = \"a\"\nclient_secret = \"b\"\nscopes = [\"openid\", \"email\"]\n",
+            )?;
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.registration, Registration::Open);
+            assert_eq!(config.upstreams[0].issuer(), "https://accounts.google.com");
+            assert_eq!(config.upstreams[0].scopes, ["openid", "email", "profile"]);
+            assert_eq!(config.upstreams[1].issuer(), "https://login.microsoftonline.com/organizations/v2.0");
+            assert!(!format!("{config:?}").contains("client_secret: \"b\""), "the secret never prints");
+            let bad = [
+                ("id = \"Bad Id\"\nname = \"x\"\nkind = \"google\"", "upstreams[0].id"),
+                ("id = \"x\"\nname = \"x\"\nkind = \"oidc\"", "upstreams[0].issuer"),
+                ("id = \"x\"\nname = \"x\"\nkind = \"oidc\"\nissuer = \"http://idp.example\"", "upstreams[0].issuer"),
+                ("id = \"x\"\nname = \"x\"\nkind = \"github\"", "not supported yet"),
+                ("id = \"x\"\nname = \"x\"\nkind = \"google\"\ntenant = \"common\"", "upstreams[0].tenant"),
+                ("id = \"x\"\nname = \"x\"\nkind = \"google\"\nscopes = [\"email\"]", "upstreams[0].scopes"),
+                ("id = \"x\"\nname = \"x\"\nkind = \"google\"\ncolour = 1", "colour"),
+                ("id = \"x\"\nname = \"x\"\nkind = \"facebook\"", "kind"),
+            ];
+            for (table, needle) in bad {
+                jail.create_file("sluis.toml", &format!("[[upstreams]]\n{table}\nclient_id = \"a\"\nclient_secret = \"b\"\n"))?;
+                let err = Config::load(None).unwrap_err().to_string();
+                assert!(err.contains(needle), "{needle}: {err}");
+            }
+            let twice = "[[upstreams]]\nid = \"g\"\nname = \"G\"\nkind = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+            jail.create_file("sluis.toml", &format!("{twice}{twice}"))?;
+            assert!(Config::load(None).unwrap_err().to_string().contains("used twice"));
+            jail.create_file("sluis.toml", "registration = \"maybe\"\n")?;
+            assert!(Config::load(None).unwrap_err().to_string().contains("registration"));
             Ok(())
         });
     }

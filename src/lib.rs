@@ -148,6 +148,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         discovery: oidc::discovery_document(&config, &scopes),
         scopes: Arc::new(scopes),
         limits: Arc::new(web::rate_limit::RateLimits::new(&config)),
+        upstreams: Arc::new(login::upstream::Providers::new(&config.upstreams).context("cannot set up the upstream providers' HTTP client")?),
         config: Arc::new(config),
         store,
         clock,

@@ -28,6 +28,8 @@ pub struct AppState {
     pub discovery: Bytes,
     /// Outgoing mail; `None` when the operator set up none (`[mail]`).
     pub mailer: Option<crate::mail::Mailer>,
+    /// Upstream (social) sign-in providers, with their cached metadata.
+    pub upstreams: Arc<crate::login::upstream::Providers>,
 }
 
 impl AppState {

@@ -42,13 +42,16 @@ pub struct HistoryPage {
     pub next: Option<Cursor>,
 }
 
-/// A sign-in attempt in plain words.
-pub fn describe_attempt(method: &str, result: &str, reason: Option<&str>, app: Option<&str>) -> String {
+/// A sign-in attempt in plain words; `provider` names an upstream provider's id.
+pub fn describe_attempt(method: &str, result: &str, reason: Option<&str>, app: Option<&str>, provider: &dyn Fn(&str) -> Option<String>) -> String {
     let factor = match method {
         "password" => "Password",
         "totp" => "Authenticator code",
         "recovery_code" => "Recovery code",
-        other => return upstream(other, result, app),
+        other => {
+            let id = other.strip_prefix(crate::login::events::UPSTREAM_PREFIX).unwrap_or(other);
+            return upstream(&provider(id).unwrap_or_else(|| id.to_string()), result, reason, app);
+        }
     };
     let what = match (result, reason) {
         ("success", _) => format!("{factor} accepted"),
@@ -66,8 +69,14 @@ pub fn describe_attempt(method: &str, result: &str, reason: Option<&str>, app: O
     }
 }
 
-fn upstream(provider: &str, result: &str, app: Option<&str>) -> String {
-    let what = if result == "success" { format!("Signed in with {provider}") } else { format!("Sign-in with {provider} failed") };
+fn upstream(provider: &str, result: &str, reason: Option<&str>, app: Option<&str>) -> String {
+    let what = match (result, reason) {
+        ("success", _) => format!("Signed in with {provider}"),
+        (_, Some("cancelled")) => format!("Sign-in with {provider} cancelled"),
+        (_, Some("registration_closed" | "account_exists" | "no_email")) => format!("Sign-in with {provider} refused: no account linked"),
+        (_, Some("invalid_response")) => format!("Sign-in with {provider} refused: its answer was not valid"),
+        _ => format!("Sign-in with {provider} failed"),
+    };
     match app {
         Some(app) => format!("{what}, signing in to {app}"),
         None => what,
@@ -107,7 +116,7 @@ async fn app_name(store: &Store, names: &mut HashMap<String, String>, client: &s
 
 /// The user's history after `before` (newest first): both lists read one page ahead and
 /// merged on `(at, id)`.
-pub async fn history(store: &Store, user: &UserId, before: Option<&Cursor>, limit: usize) -> Result<HistoryPage, StoreError> {
+pub async fn history(store: &Store, user: &UserId, before: Option<&Cursor>, limit: usize, provider: &(dyn Fn(&str) -> Option<String> + Sync)) -> Result<HistoryPage, StoreError> {
     let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
     let filter = LoginEventFilter { user_id: Some(user.clone()), ..Default::default() };
     let attempts = store.login_events(&filter, before, fetch).await?;
@@ -120,7 +129,7 @@ pub async fn history(store: &Store, user: &UserId, before: Option<&Cursor>, limi
             None => None,
         };
         entries.push(Entry {
-            what: describe_attempt(&a.method, &a.result, a.reason.as_deref(), app.as_deref()),
+            what: describe_attempt(&a.method, &a.result, a.reason.as_deref(), app.as_deref(), provider),
             ok: a.result == "success",
             at: a.at,
             id: a.id,
@@ -190,7 +199,8 @@ pub async fn get_history(State(app): State<AppState>, me: SignedIn, Query(q): Qu
         Some(b) => Some(parse_cursor(b).ok_or_else(|| PageError::bad_request("This page link is not valid."))?),
         None => None,
     };
-    let page = history(&app.store, &me.user.id, before.as_ref(), PAGE_SIZE).await?;
+    let provider_name = |id: &str| app.upstreams.name(id).map(str::to_string);
+    let page = history(&app.store, &me.user.id, before.as_ref(), PAGE_SIZE, &provider_name).await?;
     let lines = page
         .entries
         .into_iter()
@@ -213,12 +223,16 @@ mod tests {
 
     #[test]
     fn attempts_in_plain_words() {
-        assert_eq!(describe_attempt("password", "success", None, None), "Password accepted");
-        assert_eq!(describe_attempt("password", "success", None, Some("Example Shop")), "Password accepted, signing in to Example Shop");
-        assert_eq!(describe_attempt("password", "failure", Some("wrong_password"), None), "Wrong password");
-        assert_eq!(describe_attempt("totp", "failure", Some("wrong_code"), None), "Wrong authenticator code");
-        assert_eq!(describe_attempt("password", "failure", Some("locked"), None), "Sign-in refused: locked after too many failed attempts");
-        assert_eq!(describe_attempt("github", "success", None, None), "Signed in with github");
+        let none = |_: &str| None;
+        assert_eq!(describe_attempt("password", "success", None, None, &none), "Password accepted");
+        assert_eq!(describe_attempt("password", "success", None, Some("Example Shop"), &none), "Password accepted, signing in to Example Shop");
+        assert_eq!(describe_attempt("password", "failure", Some("wrong_password"), None, &none), "Wrong password");
+        assert_eq!(describe_attempt("totp", "failure", Some("wrong_code"), None, &none), "Wrong authenticator code");
+        assert_eq!(describe_attempt("password", "failure", Some("locked"), None, &none), "Sign-in refused: locked after too many failed attempts");
+        let names = |id: &str| (id == "google").then(|| "Google".to_string());
+        assert_eq!(describe_attempt("upstream:google", "success", None, None, &names), "Signed in with Google");
+        assert_eq!(describe_attempt("upstream:gone", "failure", Some("cancelled"), None, &names), "Sign-in with gone cancelled");
+        assert_eq!(describe_attempt("upstream:google", "failure", Some("invalid_response"), Some("Shop"), &names), "Sign-in with Google refused: its answer was not valid, signing in to Shop");
     }
 
     #[test]

@@ -56,17 +56,29 @@ pub enum Method {
     Password,
     Totp,
     RecoveryCode,
-    /// An upstream (social) provider, by its configured name.
+    /// An upstream (social) provider, by its configured id.
     Upstream(String),
 }
 
+/// How an upstream method is stored: `upstream:{provider id}`.
+pub const UPSTREAM_PREFIX: &str = "upstream:";
+
 impl Method {
+    /// The kind of method (`upstream` for every provider).
     pub fn as_str(&self) -> &str {
         match self {
             Method::Password => "password",
             Method::Totp => "totp",
             Method::RecoveryCode => "recovery_code",
-            Method::Upstream(name) => name,
+            Method::Upstream(_) => "upstream",
+        }
+    }
+
+    /// As the login history stores it: the kind, and for upstream providers their id.
+    pub fn stored(&self) -> String {
+        match self {
+            Method::Upstream(id) => format!("{UPSTREAM_PREFIX}{id}"),
+            other => other.as_str().to_string(),
         }
     }
 }
@@ -84,6 +96,19 @@ pub enum Failure {
     Throttled,
     /// A wrong TOTP or recovery code.
     WrongCode,
+    /// The user cancelled at the upstream provider.
+    UpstreamCancelled,
+    /// The upstream provider answered with an error, or could not be reached.
+    UpstreamFailed,
+    /// The upstream answer failed validation: unknown or replayed `state`, or an ID token
+    /// with a bad signature, issuer, audience, nonce or time.
+    UpstreamInvalid,
+    /// An unknown upstream identity, and registration is closed.
+    RegistrationClosed,
+    /// An unknown upstream identity whose email address an account already has.
+    AccountExists,
+    /// An unknown upstream identity without an email address.
+    NoEmail,
 }
 
 impl Failure {
@@ -94,6 +119,12 @@ impl Failure {
             Failure::Locked => "locked",
             Failure::Throttled => "throttled",
             Failure::WrongCode => "wrong_code",
+            Failure::UpstreamCancelled => "cancelled",
+            Failure::UpstreamFailed => "upstream_error",
+            Failure::UpstreamInvalid => "invalid_response",
+            Failure::RegistrationClosed => "registration_closed",
+            Failure::AccountExists => "account_exists",
+            Failure::NoEmail => "no_email",
         }
     }
 }
@@ -125,7 +156,7 @@ pub async fn record_attempt(store: &Store, attempt: &Attempt<'_>, origin: &Origi
             at: now,
             user_id: attempt.user.cloned(),
             client_id: attempt.client.cloned(),
-            method: attempt.method.as_str().to_string(),
+            method: attempt.method.stored(),
             result: result.to_string(),
             reason,
             origin: origin.stored(),

@@ -10,6 +10,7 @@ pub mod second_factor;
 pub mod session;
 pub mod step_up;
 pub mod throttle;
+pub mod upstream;
 pub mod user_agent;
 
 use axum::Router;
@@ -21,6 +22,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(password::get_login).post(password::post_login))
         .route("/login/second-factor", get(second_factor::get_second_factor).post(second_factor::post_second_factor))
+        .route("/login/upstream/{id}", get(upstream::get_start))
+        .route("/login/upstream/{id}/callback", get(upstream::get_callback))
         .route("/login/reauth", get(step_up::get_reauth).post(step_up::post_reauth))
         .route("/consent", get(consent::get_consent).post(consent::post_consent))
 }

@@ -31,7 +31,7 @@ pub async fn get_login(State(app): State<AppState>, session: Session, Query(q): 
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    page(&session, &request_id, client_name.as_deref(), redirect_uri.as_deref(), hint.as_deref().unwrap_or(""), None).await
+    page(&app, &session, &request_id, client_name.as_deref(), redirect_uri.as_deref(), hint.as_deref().unwrap_or(""), None).await
 }
 
 pub async fn post_login(State(app): State<AppState>, session: Session, origin: Origin, body: Bytes) -> Response {
@@ -49,14 +49,14 @@ pub async fn post_login(State(app): State<AppState>, session: Session, origin: O
         Err(e) => return e.into_response(),
     };
     if email.is_empty() || password.is_empty() || email.len() > 254 || password.len() > 1024 {
-        return page(&session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some("Enter your email address and password.")).await;
+        return page(&app, &session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some("Enter your email address and password.")).await;
     }
 
     let user = match check_password(&app, &origin, client_id.as_ref(), email, password).await {
         Ok(Ok(user)) => user,
         Ok(Err(message)) => {
             tracing::info!(outcome = "failed", "password sign-in failed");
-            return page(&session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some(&message)).await;
+            return page(&app, &session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some(&message)).await;
         }
         Err(e) => return e.into_response(),
     };
@@ -148,12 +148,13 @@ async fn pending_context(app: &AppState, request_id: &str) -> Result<(Option<Str
 
 /// The sign-in page; with a pending request, its form may end in a redirect to the client
 /// (consent already given), which the page's CSP must allow.
-async fn page(session: &Session, request_id: &str, client_name: Option<&str>, redirect_uri: Option<&str>, email: &str, error: Option<&str>) -> Response {
+async fn page(app: &AppState, session: &Session, request_id: &str, client_name: Option<&str>, redirect_uri: Option<&str>, email: &str, error: Option<&str>) -> Response {
     let token = match csrf::token(session).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let page = render(&LoginPage { csrf_token: &token, request_id, client_name, email, error });
+    let upstreams = super::upstream::buttons(app, request_id);
+    let page = render(&LoginPage { csrf_token: &token, request_id, client_name, email, error, upstreams });
     match redirect_uri {
         Some(uri) => crate::web::allow_form_redirect_to(page, uri),
         None => page,

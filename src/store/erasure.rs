@@ -28,6 +28,7 @@ const BY_USER: &[&str] = &[
     "DELETE FROM account_events WHERE user_id = $1",
     "DELETE FROM data_access_events WHERE user_id = $1",
     "DELETE FROM email_changes WHERE user_id = $1",
+    "DELETE FROM upstream_identities WHERE user_id = $1",
     // Browser sessions: the ones the index knows, and any other record holding the id (a
     // sign-in waiting for its second factor, a session not seen since it signed in).
     "DELETE FROM sessions WHERE id IN (SELECT record_id FROM user_sessions WHERE user_id = $1) OR data LIKE '%' || $1 || '%'",

@@ -16,6 +16,7 @@ mod login_events;
 mod second_factors;
 mod sessions;
 mod throttle;
+mod upstream_identities;
 mod user_sessions;
 mod users;
 
@@ -40,6 +41,7 @@ pub use login_events::{AccountEventRow, Cursor, IpTable, LoginEvent, LoginEventF
 pub use second_factors::TotpFactor;
 pub use sessions::SessionStore;
 pub use throttle::ThrottleState;
+pub use upstream_identities::{NewUpstreamUser, UpstreamIdentity};
 pub use user_sessions::{SessionMark, UserSession};
 pub use users::{NewUser, normalise_email};
 

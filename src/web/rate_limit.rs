@@ -63,6 +63,10 @@ fn classify(method: &Method, path: &str) -> Option<Kind> {
     if method == Method::POST && (path == "/login" || path.starts_with("/login/")) {
         return Some(Kind::Login);
     }
+    // Upstream sign-in is two GETs (start, callback), each costing the provider a request.
+    if method == Method::GET && path.starts_with("/login/upstream/") {
+        return Some(Kind::Login);
+    }
     match path {
         "/token" | "/revoke" | "/introspect" => Some(Kind::Token),
         "/userinfo" => Some(Kind::Api),

@@ -21,6 +21,8 @@ pub struct LoginPage<'a> {
     pub client_name: Option<&'a str>,
     pub email: &'a str,
     pub error: Option<&'a str>,
+    /// One "Sign in with …" link per upstream provider.
+    pub upstreams: Vec<crate::login::upstream::Button>,
 }
 
 pub struct ScopeLine {

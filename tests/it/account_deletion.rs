@@ -142,6 +142,7 @@ async fn deletion_erases_every_row_naming_the_user_and_their_clients() {
     events::record_account_event(store, &ada.id, AccountEvent::PasswordChanged, None, &Origin::default(), now).await.unwrap();
     let change = sluis::store::NewEmailChange { token_hash: "change-hash", user_id: &ada.id, new_email: "ada.new@example.com", created_at: now, expires_at: now + 86_400 };
     assert!(store.put_email_change(&change, now).await.unwrap());
+    store.link_upstream_identity("google", ada.id.as_str(), &ada.id, now).await.unwrap();
     let (_, challenge) = pkce();
     let pending = app.browser().get(&app.authorize_url(&shop, "openid", &challenge, &[("login_hint", "ADA@example.com")])).await;
     assert!(pending.status().is_redirection());
@@ -154,7 +155,7 @@ async fn deletion_erases_every_row_naming_the_user_and_their_clients() {
 
     let db = database(&app).await;
     let before = tables_mentioning(&db, &[ada.id.as_str(), ADA]).await;
-    for table in ["users", "sessions", "user_sessions", "grants", "authorization_codes", "consents", "granted_scopes", "client_user_links", "totp_factors", "recovery_codes", "login_events", "account_events", "data_access_events", "login_throttle", "authorization_requests", "email_changes", "audit_log", "client_scopes", "clients"] {
+    for table in ["users", "sessions", "user_sessions", "grants", "authorization_codes", "consents", "granted_scopes", "client_user_links", "totp_factors", "recovery_codes", "login_events", "account_events", "data_access_events", "login_throttle", "authorization_requests", "email_changes", "upstream_identities", "audit_log", "client_scopes", "clients"] {
         assert!(before.iter().any(|(t, _)| t == table), "the setup puts Ada into {table}: {before:?}");
     }
 

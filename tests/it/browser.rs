@@ -18,14 +18,14 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// chromedriver on a free port, in its own process group with the browsers it starts, so
 /// dropping it ends all of them; plus the WebDriver session.
-struct Chromium {
+pub(crate) struct Chromium {
     client: Option<Client>,
     driver: Child,
     _profile: tempfile::TempDir,
 }
 
 impl Chromium {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         for path in [CHROMEDRIVER, CHROMIUM] {
             assert!(std::path::Path::new(path).exists(), "{path} is missing: run ./scripts/test.sh to install test dependencies");
         }
@@ -91,18 +91,18 @@ impl Chromium {
         chromium
     }
 
-    fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         self.client.as_ref().unwrap()
     }
 
     /// Ends the session (closing the browser) before chromedriver is killed.
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         if let Some(client) = self.client.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
         }
     }
 
-    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn find(&self, css: &str) -> fantoccini::elements::Element {
         match self.client().wait().at_most(STEP_TIMEOUT).for_element(Locator::Css(css)).await {
             Ok(element) => element,
             Err(e) => panic!("no {css} on {}: {e}", self.page_text().await),
@@ -123,7 +123,7 @@ impl Chromium {
         }
     }
 
-    async fn page_text(&self) -> String {
+    pub(crate) async fn page_text(&self) -> String {
         let url = self.client().current_url().await.map(|u| u.to_string()).unwrap_or_default();
         let body = match self.client().find(Locator::Css("body")).await {
             Ok(body) => body.text().await.unwrap_or_default(),
@@ -133,7 +133,7 @@ impl Chromium {
     }
 
     /// Waits (bounded) until the browser's URL starts with `prefix`, and returns it.
-    async fn wait_for_url(&self, prefix: &str) -> Url {
+    pub(crate) async fn wait_for_url(&self, prefix: &str) -> Url {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
             let url = self.client().current_url().await.expect("current_url");

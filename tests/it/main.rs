@@ -27,3 +27,4 @@ mod login_protection;
 mod login_history;
 mod account_deletion;
 mod email_change;
+mod upstream;

@@ -1,0 +1,103 @@
+use sqlx::Row;
+
+use super::{Result, Store, StoreError, on_conflict};
+use crate::clock::Timestamp;
+use crate::model::{User, UserId};
+
+/// A person's identity at an upstream provider, linked to one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamIdentity {
+    pub provider_id: String,
+    pub subject: String,
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+    pub last_used_at: Timestamp,
+}
+
+/// A new account made from an upstream profile (no password).
+pub struct NewUpstreamUser<'a> {
+    pub provider_id: &'a str,
+    pub subject: &'a str,
+    pub email: &'a str,
+    pub email_verified: bool,
+    pub name: Option<&'a str>,
+}
+
+impl Store {
+    /// The account linked to `(provider, subject)`, noting the use.
+    pub async fn use_upstream_identity(&self, provider_id: &str, subject: &str, now: Timestamp) -> Result<Option<UserId>> {
+        let row = sqlx::query("UPDATE upstream_identities SET last_used_at = $3 WHERE provider_id = $1 AND subject = $2 RETURNING user_id")
+            .bind(provider_id)
+            .bind(subject)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(UserId(row.try_get("user_id")?)),
+            None => None,
+        })
+    }
+
+    /// The identities linked to an account, oldest first.
+    pub async fn upstream_identities(&self, user: &UserId) -> Result<Vec<UpstreamIdentity>> {
+        let rows = sqlx::query("SELECT provider_id, subject, user_id, created_at, last_used_at FROM upstream_identities WHERE user_id = $1 ORDER BY created_at, provider_id")
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UpstreamIdentity {
+                    provider_id: r.try_get("provider_id")?,
+                    subject: r.try_get("subject")?,
+                    user_id: UserId(r.try_get("user_id")?),
+                    created_at: r.try_get("created_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Links an identity to an existing account. [`StoreError::Conflict`] when the identity
+    /// is linked already (to this account or another).
+    pub async fn link_upstream_identity(&self, provider_id: &str, subject: &str, user: &UserId, now: Timestamp) -> Result<()> {
+        sqlx::query("INSERT INTO upstream_identities (provider_id, subject, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)")
+            .bind(provider_id)
+            .bind(subject)
+            .bind(user.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(on_conflict)?;
+        Ok(())
+    }
+
+    /// Creates an account and links the identity to it, in one transaction.
+    /// [`StoreError::Conflict`] when the email address or the identity is taken meanwhile.
+    pub async fn create_upstream_user(&self, new: &NewUpstreamUser<'_>, now: Timestamp) -> Result<User> {
+        let id = UserId(uuid::Uuid::new_v4().to_string());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (id, email, email_norm, email_verified, name, password_hash, is_admin, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, NULL, 0, $6, $6)",
+        )
+        .bind(id.as_str())
+        .bind(new.email.trim())
+        .bind(super::normalise_email(new.email))
+        .bind(super::flag(new.email_verified))
+        .bind(new.name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(on_conflict)?;
+        sqlx::query("INSERT INTO upstream_identities (provider_id, subject, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)")
+            .bind(new.provider_id)
+            .bind(new.subject)
+            .bind(id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(on_conflict)?;
+        tx.commit().await?;
+        self.user(&id).await?.ok_or_else(|| StoreError::Corrupt("user vanished after insert".into()))
+    }
+}
