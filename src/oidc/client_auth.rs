@@ -62,13 +62,13 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap, params: &Params) 
     let id = match &presented {
         Presented::Secret { client_id, .. } | Presented::PublicId(client_id) => client_id,
     };
-    let client = app.store.client(id).await?.ok_or_else(OAuthError::invalid_client)?;
+    let (client, secret_hashes) = app.store.client_with_secret_hashes(id, app.now()).await?.ok_or_else(OAuthError::invalid_client)?;
     // A suspended client's credentials stop working at once (it still exists, for the audit).
     if client.status == ClientStatus::Suspended {
         return Err(OAuthError::new(ErrorCode::InvalidClient, "this client is suspended"));
     }
     match (&presented, client.is_public()) {
-        (Presented::Secret { secret, .. }, false) if secret_matches(app, &client, secret).await? => Ok(client),
+        (Presented::Secret { secret, .. }, false) if secret_matches(&secret_hashes, secret) => Ok(client),
         (Presented::PublicId(_), true) => Ok(client),
         _ => Err(OAuthError::invalid_client()),
     }
@@ -77,8 +77,7 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap, params: &Params) 
 /// Whether `secret` is one of the client's unrevoked, unexpired secrets (it may hold several
 /// while rotating). Secrets are 256-bit random values, so a SHA-256 and a constant-time
 /// compare suffice; every secret is compared, so the time taken does not tell which matched.
-async fn secret_matches(app: &AppState, client: &Client, secret: &str) -> Result<bool, OAuthError> {
+fn secret_matches(hashes: &[String], secret: &str) -> bool {
     let presented = token_hash(secret);
-    let hashes = app.store.active_client_secret_hashes(&client.id, app.now()).await?;
-    Ok(hashes.iter().fold(false, |matched, hash| constant_time_eq(&presented, hash) | matched))
+    hashes.iter().fold(false, |matched, hash| constant_time_eq(&presented, hash) | matched)
 }

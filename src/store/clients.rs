@@ -96,21 +96,49 @@ impl Store {
     }
 
     pub async fn client(&self, id: &str) -> Result<Option<Client>> {
-        let row = sqlx::query(
-            "SELECT id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at, status, subject_type
-             FROM clients WHERE id = $1",
+        Ok(self.client_rows(id, None).await?.map(|(client, _)| client))
+    }
+
+    /// The client with the hashes of the secrets that authenticate it at `now`, in one
+    /// round trip (the token endpoint's hot path): a revoked secret or a suspended client
+    /// takes effect at once, on every node, as nothing is cached.
+    pub async fn client_with_secret_hashes(&self, id: &str, now: Timestamp) -> Result<Option<(Client, Vec<String>)>> {
+        self.client_rows(id, Some(now)).await
+    }
+
+    /// One query: the client row joined with its approved scopes and, with `secrets_at`,
+    /// its active secret hashes, one per row (`kind` says which; none: one row of NULLs).
+    async fn client_rows(&self, id: &str, secrets_at: Option<Timestamp>) -> Result<Option<(Client, Vec<String>)>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.name, c.secret_hash, c.redirect_uris, c.post_logout_redirect_uris, c.scopes, c.grant_types, c.signing_alg, c.created_at, c.status, c.subject_type,
+                    x.kind, x.value
+             FROM clients c LEFT JOIN (
+                 SELECT 'scope' AS kind, scope AS value FROM client_scopes WHERE client_id = $1 AND state = 'approved'
+                 UNION ALL
+                 SELECT 'secret' AS kind, secret_hash AS value FROM client_secrets
+                 WHERE client_id = $1 AND $3 = 1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
+             ) x ON 1 = 1
+             WHERE c.id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .bind(secrets_at.unwrap_or(0))
+        .bind(i64::from(secrets_at.is_some()))
+        .fetch_all(&self.pool)
         .await?;
-        let Some(mut client) = row.as_ref().map(client_from_row).transpose()? else { return Ok(None) };
-        let approved = sqlx::query("SELECT scope FROM client_scopes WHERE client_id = $1 AND state = 'approved'")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-        let approved: Vec<String> = approved.iter().map(|r| r.try_get("scope")).collect::<std::result::Result<_, _>>()?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let mut client = client_from_row(first)?;
+        let (mut approved, mut secrets) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let kind: Option<String> = row.try_get("kind")?;
+            let value: Option<String> = row.try_get("value")?;
+            match (kind.as_deref(), value) {
+                (Some("scope"), Some(scope)) => approved.push(scope),
+                (Some("secret"), Some(hash)) => secrets.push(hash),
+                _ => {}
+            }
+        }
         client.approved_scopes = ScopeSet::from_iter(approved.iter().map(String::as_str));
-        Ok(Some(client))
+        Ok(Some((client, secrets)))
     }
 
     /// Clients, newest first, optionally only those in one status.
