@@ -23,6 +23,13 @@ pub struct NewUpstreamUser<'a> {
     pub name: Option<&'a str>,
 }
 
+fn user_id(row: Option<sqlx::any::AnyRow>) -> Result<Option<UserId>> {
+    Ok(match row {
+        Some(row) => Some(UserId(row.try_get("user_id")?)),
+        None => None,
+    })
+}
+
 impl Store {
     /// The account linked to `(provider, subject)`, noting the use.
     pub async fn use_upstream_identity(&self, provider_id: &str, subject: &str, now: Timestamp) -> Result<Option<UserId>> {
@@ -32,10 +39,7 @@ impl Store {
             .bind(now)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) => Some(UserId(row.try_get("user_id")?)),
-            None => None,
-        })
+        user_id(row)
     }
 
     /// The identities linked to an account, oldest first.
@@ -78,10 +82,7 @@ impl Store {
             .bind(subject)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) => Some(UserId(row.try_get("user_id")?)),
-            None => None,
-        })
+        user_id(row)
     }
 
     /// Unlinks the account's identities at `provider_id`, unless that would leave the

@@ -227,6 +227,20 @@ pub(crate) async fn attempts(app: &TestApp) -> Vec<(String, String, Option<Strin
     events.into_iter().map(|e| (e.method, e.result, e.reason)).collect()
 }
 
+/// In Chromium: from `url` to Sluis' sign-in page, its Google button, and oidc-provider's own
+/// sign-in (as `login`) and consent pages, until the provider sends the browser back.
+pub(crate) async fn chromium_through_google(chromium: &crate::browser::Chromium, app: &TestApp, url: &str, login: &str) {
+    chromium.client().goto(url).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
+    chromium.find("a.upstream[href^='/login/upstream/google']").await.click().await.unwrap();
+    chromium.wait_for_url(&idp().base).await;
+    chromium.find("input[name=login]").await.send_keys(login).await.unwrap();
+    chromium.find("input[name=password]").await.send_keys("anything").await.unwrap();
+    chromium.find("button[type=submit]").await.click().await.unwrap();
+    chromium.find("input[name=prompt][value=consent]").await;
+    chromium.find("button[type=submit]").await.click().await.unwrap();
+}
+
 #[tokio::test]
 async fn chromium_signs_up_through_a_google_like_upstream_and_back_in_to_the_same_account() {
     use crate::browser::Chromium;
@@ -235,16 +249,7 @@ async fn chromium_signs_up_through_a_google_like_upstream_and_back_in_to_the_sam
     let chromium = Chromium::start().await;
 
     let (url, verifier) = authorize(&app, &client, &[]);
-    chromium.client().goto(&url).await.unwrap();
-    chromium.wait_for_url(&app.url("/login")).await;
-    chromium.find("a.upstream[href^='/login/upstream/google']").await.click().await.unwrap();
-    // oidc-provider's own sign-in and consent pages.
-    chromium.wait_for_url(&idp().base).await;
-    chromium.find("input[name=login]").await.send_keys("alice").await.unwrap();
-    chromium.find("input[name=password]").await.send_keys("anything").await.unwrap();
-    chromium.find("button[type=submit]").await.click().await.unwrap();
-    chromium.find("input[name=prompt][value=consent]").await;
-    chromium.find("button[type=submit]").await.click().await.unwrap();
+    chromium_through_google(&chromium, &app, &url, "alice").await;
     // Back at Sluis: consent for the client, then the client.
     chromium.wait_for_url(&app.url("/consent")).await;
     assert!(chromium.find("main").await.text().await.unwrap().contains("alice@example.com"), "the new account has the upstream email");

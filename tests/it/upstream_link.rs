@@ -12,7 +12,7 @@ use sluis::model::User;
 use sluis::store::NewEmailChange;
 
 use crate::support::*;
-use crate::upstream::{End, app, app_with, authorize, drive, id_token_of, idp};
+use crate::upstream::{End, app, app_with, authorize, chromium_through_google, drive, id_token_of, idp};
 
 /// A password account whose address is verified (through an applied email change).
 async fn verified_user(app: &TestApp, email: &str) -> User {
@@ -50,15 +50,7 @@ async fn chromium_links_google_to_a_password_account_after_proving_it_and_both_w
     let chromium = Chromium::start().await;
 
     let (url, verifier) = authorize(&app, &client, &[]);
-    chromium.client().goto(&url).await.unwrap();
-    chromium.wait_for_url(&app.url("/login")).await;
-    chromium.find("a.upstream[href^='/login/upstream/google']").await.click().await.unwrap();
-    chromium.wait_for_url(&idp().base).await;
-    chromium.find("input[name=login]").await.send_keys("ada").await.unwrap();
-    chromium.find("input[name=password]").await.send_keys("anything").await.unwrap();
-    chromium.find("button[type=submit]").await.click().await.unwrap();
-    chromium.find("input[name=prompt][value=consent]").await;
-    chromium.find("button[type=submit]").await.click().await.unwrap();
+    chromium_through_google(&chromium, &app, &url, "ada").await;
     // Back at Sluis' sign-in page, which offers linking to the account with the address.
     chromium.wait_for_url(&app.url("/login")).await;
     let offer = chromium.find("#link-offer").await.text().await.unwrap();
