@@ -72,9 +72,11 @@ pub async fn notice(app: &AppState, session: &Session) -> Result<Option<LinkNoti
     let Some(link) = pending(app, session).await? else { return Ok(None) };
     let Some(user) = app.store.user(&link.user_id).await? else { return Ok(None) };
     let name = app.upstreams.name(&link.provider_id).unwrap_or(&link.provider_id);
+    // An account made through another provider has no password: it proves itself there.
+    let how = if app.store.password_hash(&user.id).await?.is_some() { "with its password" } else { "the way you usually do" };
     let message = format!(
         "You already have an account here with the address {email}, which {name} also confirms. To link {name} to it, sign in to \
-         that account below (with its password, then your second factor if you have one). From then on, either way signs you in.",
+         that account below ({how}, then your second factor if you have one). From then on, either way signs you in.",
         email = user.email
     );
     Ok(Some(LinkNotice { message, email: user.email }))

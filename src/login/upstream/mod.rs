@@ -10,6 +10,7 @@
 //! the second factor if the account has one, `amr` `fed`. The same flow, started while
 //! signed in, links a provider to the account (`linking`) or re-authenticates an account
 //! without a password (`reauth`).
+
 mod accounts;
 mod flow;
 mod github;
