@@ -119,20 +119,22 @@ pub struct UpstreamConfig {
     pub name: String,
     pub kind: UpstreamKind,
     /// Required for `oidc`; for `google` and `microsoft` it replaces the preset (national
-    /// clouds, tests).
+    /// clouds, tests); for `github` the web address (default `https://github.com`; GitHub
+    /// Enterprise Server: `https://github.example.com`).
     #[serde(default)]
     pub issuer: Option<String>,
+    /// GitHub only: the REST API's base (default `https://api.github.com`; GitHub Enterprise
+    /// Server: `https://github.example.com/api/v3`).
+    #[serde(default)]
+    pub api_url: Option<String>,
     /// Microsoft only: `common`, `organizations`, `consumers` or a tenant id (default `common`).
     #[serde(default)]
     pub tenant: Option<String>,
     pub client_id: String,
     pub client_secret: String,
-    #[serde(default = "default_upstream_scopes")]
+    /// Empty: the kind's default (see [`UpstreamConfig::scopes`]).
+    #[serde(default)]
     pub scopes: Vec<String>,
-}
-
-fn default_upstream_scopes() -> Vec<String> {
-    ["openid", "email", "profile"].map(String::from).to_vec()
 }
 
 /// The client secret never prints.
@@ -144,6 +146,7 @@ impl std::fmt::Debug for UpstreamConfig {
             .field("kind", &self.kind)
             .field("issuer", &self.issuer)
             .field("tenant", &self.tenant)
+            .field("api_url", &self.api_url)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("scopes", &self.scopes)
@@ -160,8 +163,27 @@ impl UpstreamConfig {
             (None, UpstreamKind::Microsoft) => {
                 format!("https://login.microsoftonline.com/{}/v2.0", self.tenant.as_deref().unwrap_or("common"))
             }
-            (None, UpstreamKind::Oidc | UpstreamKind::Github) => String::new(),
+            (None, UpstreamKind::Github) => "https://github.com".into(),
+            (None, UpstreamKind::Oidc) => String::new(),
         }
+    }
+
+    /// GitHub's REST API base, without a trailing slash.
+    pub fn api_url(&self) -> String {
+        self.api_url.as_deref().unwrap_or("https://api.github.com").trim_end_matches('/').to_string()
+    }
+
+    /// The scopes asked for: the configured ones, or the kind's default (GitHub: the profile
+    /// and the email addresses, which its API lists only with `user:email`).
+    pub fn scopes(&self) -> Vec<String> {
+        if !self.scopes.is_empty() {
+            return self.scopes.clone();
+        }
+        let default: &[&str] = match self.kind {
+            UpstreamKind::Github => &["read:user", "user:email"],
+            _ => &["openid", "email", "profile"],
+        };
+        default.iter().map(|s| s.to_string()).collect()
     }
 
     fn validate(&self, at: usize) -> Result<(), ConfigError> {
@@ -172,9 +194,6 @@ impl UpstreamConfig {
         }
         if self.name.trim().is_empty() {
             return Err(ConfigError(format!("{}: must not be empty", key("name"))));
-        }
-        if self.kind == UpstreamKind::Github {
-            return Err(ConfigError(format!("{}: `github` is not supported yet (use `oidc`, `google` or `microsoft`)", key("kind"))));
         }
         if self.kind == UpstreamKind::Oidc && self.issuer.is_none() {
             return Err(ConfigError(format!("{}: required for kind `oidc`", key("issuer"))));
@@ -187,13 +206,17 @@ impl UpstreamConfig {
         {
             return Err(ConfigError(format!("{}: `common`, `organizations`, `consumers` or a tenant id", key("tenant"))));
         }
-        if let Some(issuer) = &self.issuer {
-            let url = Url::parse(issuer).map_err(|e| ConfigError(format!("{}: not a URL ({e})", key("issuer"))))?;
+        if self.api_url.is_some() && self.kind != UpstreamKind::Github {
+            return Err(ConfigError(format!("{}: only for kind `github`", key("api_url"))));
+        }
+        for (field, value) in [("issuer", &self.issuer), ("api_url", &self.api_url)] {
+            let Some(value) = value else { continue };
+            let url = Url::parse(value).map_err(|e| ConfigError(format!("{}: not a URL ({e})", key(field))))?;
             if !secure_or_local(&url) {
-                return Err(ConfigError(format!("{}: must be https (http only for localhost)", key("issuer"))));
+                return Err(ConfigError(format!("{}: must be https (http only for localhost)", key(field))));
             }
             if url.query().is_some() || url.fragment().is_some() {
-                return Err(ConfigError(format!("{}: must not have a query or fragment", key("issuer"))));
+                return Err(ConfigError(format!("{}: must not have a query or fragment", key(field))));
             }
         }
         if self.client_id.is_empty() {
@@ -202,8 +225,9 @@ impl UpstreamConfig {
         if self.client_secret.is_empty() {
             return Err(ConfigError(format!("{}: must not be empty", key("client_secret"))));
         }
-        if !self.scopes.iter().any(|s| s == "openid") || self.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
-            return Err(ConfigError(format!("{}: a list of scopes that includes `openid`", key("scopes"))));
+        let scopes = self.scopes();
+        if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) || (self.kind != UpstreamKind::Github && !scopes.iter().any(|s| s == "openid")) {
+            return Err(ConfigError(format!("{}: a list of scopes that includes `openid` (for `github`: e.g. `read:user`, `user:email`)", key("scopes"))));
         }
         Ok(())
     }
@@ -530,14 +554,19 @@ mod tests {
             let config = Config::load(None).unwrap();
             assert_eq!(config.registration, Registration::Open);
             assert_eq!(config.upstreams[0].issuer(), "https://accounts.google.com");
-            assert_eq!(config.upstreams[0].scopes, ["openid", "email", "profile"]);
+            assert_eq!(config.upstreams[0].scopes(), ["openid", "email", "profile"]);
             assert_eq!(config.upstreams[1].issuer(), "https://login.microsoftonline.com/organizations/v2.0");
             assert!(!format!("{config:?}").contains("client_secret: \"b\""), "the secret never prints");
+            jail.create_file("sluis.toml", "[[upstreams]]\nid = \"github\"\nname = \"GitHub\"\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n")?;
+            let github = &Config::load(None).unwrap().upstreams[0];
+            assert_eq!((github.issuer(), github.api_url()), ("https://github.com".to_string(), "https://api.github.com".to_string()));
+            assert_eq!(github.scopes(), ["read:user", "user:email"]);
             let bad = [
                 ("id = \"Bad Id\"\nname = \"x\"\nkind = \"google\"", "upstreams[0].id"),
                 ("id = \"x\"\nname = \"x\"\nkind = \"oidc\"", "upstreams[0].issuer"),
                 ("id = \"x\"\nname = \"x\"\nkind = \"oidc\"\nissuer = \"http://idp.example\"", "upstreams[0].issuer"),
-                ("id = \"x\"\nname = \"x\"\nkind = \"github\"", "not supported yet"),
+                ("id = \"x\"\nname = \"x\"\nkind = \"google\"\napi_url = \"https://api.example\"", "upstreams[0].api_url"),
+                ("id = \"x\"\nname = \"x\"\nkind = \"github\"\napi_url = \"http://api.example\"", "upstreams[0].api_url"),
                 ("id = \"x\"\nname = \"x\"\nkind = \"google\"\ntenant = \"common\"", "upstreams[0].tenant"),
                 ("id = \"x\"\nname = \"x\"\nkind = \"google\"\nscopes = [\"email\"]", "upstreams[0].scopes"),
                 ("id = \"x\"\nname = \"x\"\nkind = \"google\"\ncolour = 1", "colour"),

@@ -75,6 +75,7 @@ fn upstream(provider: &str, result: &str, reason: Option<&str>, app: Option<&str
         (_, Some("cancelled")) => format!("Sign-in with {provider} cancelled"),
         (_, Some("registration_closed" | "account_exists" | "no_email")) => format!("Sign-in with {provider} refused: no account linked"),
         (_, Some("invalid_response")) => format!("Sign-in with {provider} refused: its answer was not valid"),
+        (_, Some("wrong_account")) => format!("Confirmation with {provider} refused: another {provider} account"),
         _ => format!("Sign-in with {provider} failed"),
     };
     match app {
@@ -83,8 +84,9 @@ fn upstream(provider: &str, result: &str, reason: Option<&str>, app: Option<&str
     }
 }
 
-/// An account event in plain words; `app` is the app's name for a withdrawal.
-pub fn describe_account_event(kind: &str, detail: Option<&str>, app: Option<&str>) -> String {
+/// An account event in plain words; `named` is the app's name for a withdrawal, the
+/// provider's for a link.
+pub fn describe_account_event(kind: &str, detail: Option<&str>, named: Option<&str>) -> String {
     let Some(kind) = AccountEvent::parse(kind) else { return format!("Account change: {kind}") };
     match kind {
         AccountEvent::PasswordChanged => "Your password was changed".into(),
@@ -100,7 +102,9 @@ pub fn describe_account_event(kind: &str, detail: Option<&str>, app: Option<&str
             Some(device) => format!("You ended a session ({device})"),
             None => "You ended a session".into(),
         },
-        AccountEvent::AppWithdrawn => format!("You withdrew {}", app.unwrap_or("an app")),
+        AccountEvent::AppWithdrawn => format!("You withdrew {}", named.unwrap_or("an app")),
+        AccountEvent::UpstreamLinked => format!("You linked {} for signing in", named.or(detail).unwrap_or("a sign-in provider")),
+        AccountEvent::UpstreamUnlinked => format!("You unlinked {}", named.or(detail).unwrap_or("a sign-in provider")),
         AccountEvent::SecondFactorReset => "An administrator turned off two-factor authentication and ended your sessions".into(),
     }
 }
@@ -140,12 +144,13 @@ pub async fn history(store: &Store, user: &UserId, before: Option<&Cursor>, limi
         });
     }
     for c in changes {
-        let app = match (c.kind.as_str(), &c.detail) {
+        let named = match (c.kind.as_str(), &c.detail) {
             ("app_withdrawn", Some(client)) => Some(app_name(store, &mut names, client).await?),
+            ("upstream_linked" | "upstream_unlinked", Some(id)) => provider(id),
             _ => None,
         };
         entries.push(Entry {
-            what: describe_account_event(&c.kind, c.detail.as_deref(), app.as_deref()),
+            what: describe_account_event(&c.kind, c.detail.as_deref(), named.as_deref()),
             ok: true,
             at: c.at,
             id: c.id,
@@ -241,6 +246,8 @@ mod tests {
         assert_eq!(describe_account_event("recovery_code_used", Some("7"), None), "A recovery code was used (7 left)");
         assert_eq!(describe_account_event("session_ended", Some("Firefox 128 on Linux (computer)"), None), "You ended a session (Firefox 128 on Linux (computer))");
         assert_eq!(describe_account_event("something_new", None, None), "Account change: something_new");
+        assert_eq!(describe_account_event("upstream_linked", Some("google"), Some("Google")), "You linked Google for signing in");
+        assert_eq!(describe_account_event("upstream_unlinked", Some("gone"), None), "You unlinked gone");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod deletion;
 pub mod email;
 pub mod email_change;
 pub mod history;
+pub mod linked;
 pub mod password;
 pub mod security;
 pub mod sessions;

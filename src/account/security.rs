@@ -1,6 +1,6 @@
 //! `/account/security`: set up an authenticator app (TOTP), turn it off, recovery codes
-//! (shown once, regenerated), and the way to the password change. Every change needs a
-//! recent sign-in ([`Recent`]).
+//! (shown once, regenerated), linked sign-in providers (`linked`), and the way to the
+//! password change. Every change needs a recent sign-in ([`Recent`]).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 
-use super::SignedIn;
+use super::{SignedIn, linked};
 use crate::error::PageError;
 use crate::login::events::{self, AccountEvent, Origin};
 use crate::login::mfa::{self, recovery, totp};
@@ -73,6 +73,7 @@ async fn view(app: &AppState, me: &SignedIn, shown: Shown<'_>) -> Result<Respons
         None => None,
     };
     let token = csrf::token(&me.session).await?;
+    let providers = linked::providers(app, &me.user.id).await?;
     let mut response = render(&SecurityPage {
         csrf_token: &token,
         notice: shown.notice,
@@ -83,6 +84,7 @@ async fn view(app: &AppState, me: &SignedIn, shown: Shown<'_>) -> Result<Respons
         setup,
         new_codes: shown.new_codes,
         continue_to: shown.continue_to,
+        providers,
     });
     // The page may hold the TOTP key or recovery codes: never cache it.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -124,6 +126,11 @@ pub async fn post_security(State(app): State<AppState>, recent: Recent, origin: 
             let notice = "Here are your new recovery codes; the old ones no longer work.";
             view(&app, me, Shown { notice: Some(notice), new_codes: codes, ..Shown::default() }).await
         }
+        Some("link") => linked::link(&app, &me.session, user, form.get("provider").unwrap_or("")).await,
+        Some("unlink") => match linked::unlink(&app, user, form.get("provider").unwrap_or(""), &origin).await? {
+            Ok(notice) => view(&app, me, Shown { notice: Some(&notice), ..Shown::default() }).await,
+            Err(error) => view(&app, me, Shown { error: Some(&error), ..Shown::default() }).await,
+        },
         // A stale form (another tab changed the state): show the page as it is now.
         Some("start" | "cancel" | "confirm" | "disable" | "regenerate") => Ok(see_other("/account/security")),
         _ => Err(PageError::bad_request("Choose an action.")),

@@ -109,6 +109,8 @@ pub enum Failure {
     AccountExists,
     /// An unknown upstream identity without an email address.
     NoEmail,
+    /// A re-authentication through an upstream identity that is not the account's.
+    WrongAccount,
 }
 
 impl Failure {
@@ -125,6 +127,7 @@ impl Failure {
             Failure::RegistrationClosed => "registration_closed",
             Failure::AccountExists => "account_exists",
             Failure::NoEmail => "no_email",
+            Failure::WrongAccount => "wrong_account",
         }
     }
 }
@@ -181,10 +184,14 @@ pub enum AccountEvent {
     AppWithdrawn,
     /// An administrator removed the second factors (a lost authenticator); the sessions ended.
     SecondFactorReset,
+    /// Detail: the upstream provider's id.
+    UpstreamLinked,
+    /// Detail: the upstream provider's id.
+    UpstreamUnlinked,
 }
 
 impl AccountEvent {
-    pub const ALL: [AccountEvent; 9] = [
+    pub const ALL: [AccountEvent; 11] = [
         AccountEvent::PasswordChanged,
         AccountEvent::EmailChanged,
         AccountEvent::SecondFactorAdded,
@@ -194,6 +201,8 @@ impl AccountEvent {
         AccountEvent::SessionEnded,
         AccountEvent::AppWithdrawn,
         AccountEvent::SecondFactorReset,
+        AccountEvent::UpstreamLinked,
+        AccountEvent::UpstreamUnlinked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -207,6 +216,8 @@ impl AccountEvent {
             AccountEvent::SessionEnded => "session_ended",
             AccountEvent::AppWithdrawn => "app_withdrawn",
             AccountEvent::SecondFactorReset => "second_factor_reset",
+            AccountEvent::UpstreamLinked => "upstream_linked",
+            AccountEvent::UpstreamUnlinked => "upstream_unlinked",
         }
     }
 

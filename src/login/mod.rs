@@ -14,7 +14,7 @@ pub mod upstream;
 pub mod user_agent;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::state::AppState;
 
@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/login/second-factor", get(second_factor::get_second_factor).post(second_factor::post_second_factor))
         .route("/login/upstream/{id}", get(upstream::get_start))
         .route("/login/upstream/{id}/callback", get(upstream::get_callback))
+        .route("/login/link/cancel", post(upstream::linking::post_cancel))
         .route("/login/reauth", get(step_up::get_reauth).post(step_up::post_reauth))
         .route("/consent", get(consent::get_consent).post(consent::post_consent))
 }

@@ -63,7 +63,7 @@ pub async fn post_login(State(app): State<AppState>, session: Session, origin: O
 
     tracing::info!(outcome = "ok", "password sign-in");
     // Signs in, or asks for the second factor first when the account has one.
-    match super::second_factor::after_first_factor(&app, &session, &user, vec!["pwd".into()], request_id).await {
+    match super::second_factor::after_first_factor(&app, &session, &origin, &user, vec!["pwd".into()], request_id).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -154,7 +154,17 @@ async fn page(app: &AppState, session: &Session, request_id: &str, client_name: 
         Err(e) => return e.into_response(),
     };
     let upstreams = super::upstream::buttons(app, request_id);
-    let page = render(&LoginPage { csrf_token: &token, request_id, client_name, email, error, upstreams });
+    let link = match super::upstream::linking::notice(app, session).await {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    // Linking: the account to prove, unless the user typed another address.
+    let email = match &link {
+        Some(l) if email.is_empty() => l.email.as_str(),
+        _ => email,
+    };
+    let linking = link.as_ref().map(|l| l.message.as_str());
+    let page = render(&LoginPage { csrf_token: &token, request_id, client_name, email, error, upstreams, linking });
     match redirect_uri {
         Some(uri) => crate::web::allow_form_redirect_to(page, uri),
         None => page,

@@ -94,9 +94,9 @@ pub async fn take_resume_after_setup(session: &Session) -> Result<Option<String>
     Ok(id.map(|id| resume_url(&id)))
 }
 
-/// After a first factor (a password; an upstream provider later): signs the user in, or,
-/// if the account has a second factor, asks for it first.
-pub async fn after_first_factor(app: &AppState, session: &Session, user: &User, amr: Vec<String>, request_id: &str) -> Result<Response, PageError> {
+/// After a first factor (a password or an upstream provider): signs the user in, or, if the
+/// account has a second factor, asks for it first.
+pub async fn after_first_factor(app: &AppState, session: &Session, origin: &Origin, user: &User, amr: Vec<String>, request_id: &str) -> Result<Response, PageError> {
     let then = Then::SignIn { request_id: request_id.to_string() };
     if app.store.has_second_factor(&user.id).await? {
         let pending = Pending { user_id: user.id.clone(), amr, sid: None, then, started_at: app.now(), failures: 0 };
@@ -107,11 +107,11 @@ pub async fn after_first_factor(app: &AppState, session: &Session, user: &User, 
     if request_id.is_empty() && mfa::required_for(&app.config, user) {
         // Signed in, but led to set up a second factor first (the admin pages and apps
         // refuse this session until then).
-        finish(app, session, auth, then).await?;
+        finish(app, session, origin, auth, then).await?;
         flash::set(session, "Two-factor authentication is required for your account. Set it up to continue.").await?;
         return Ok(see_other("/account/security"));
     }
-    finish(app, session, auth, then).await
+    finish(app, session, origin, auth, then).await
 }
 
 /// Asks a signed-in user for the second factor on top of the current sign-in.
@@ -122,11 +122,12 @@ pub async fn start_step_up(app: &AppState, session: &Session, auth: &Authenticat
     Ok(see_other("/login/second-factor"))
 }
 
-/// Asks for the second factor after a re-entered password, keeping the session's `sid`.
-pub async fn start_reauth(app: &AppState, session: &Session, auth: &Authentication, path: &str) -> Result<Response, PageError> {
+/// Asks for the second factor after a re-entered first factor (`amr`: `pwd`, `fed`),
+/// keeping the session's `sid`.
+pub async fn start_reauth(app: &AppState, session: &Session, auth: &Authentication, amr: Vec<String>, path: &str) -> Result<Response, PageError> {
     let pending = Pending {
         user_id: auth.user_id.clone(),
-        amr: vec!["pwd".into()],
+        amr,
         sid: Some(auth.sid.clone()),
         then: Then::Return { path: path.to_string() },
         started_at: app.now(),
@@ -137,9 +138,8 @@ pub async fn start_reauth(app: &AppState, session: &Session, auth: &Authenticati
 }
 
 /// Completes a sign-in: new session id, the authentication stored, then onwards.
-pub async fn finish(app: &AppState, session: &Session, auth: Authentication, then: Then) -> Result<Response, PageError> {
-    clear_pending(session).await?;
-    session::sign_in(session, &auth).await?;
+pub async fn finish(app: &AppState, session: &Session, origin: &Origin, auth: Authentication, then: Then) -> Result<Response, PageError> {
+    signed_in(app, session, origin, &auth, &then).await?;
     if let Then::SignIn { request_id } = &then
         && request_id.is_empty()
         && let Some(path) = session::take_return_after_sign_in(session).await?
@@ -147,6 +147,17 @@ pub async fn finish(app: &AppState, session: &Session, auth: Authentication, the
         return Ok(see_other(&path));
     }
     Ok(see_other(&destination(app, &then).await?))
+}
+
+/// The session holds the sign-in; a sign-in (not a step-up) completes a pending upstream
+/// link if it proved the account the link is for.
+async fn signed_in(app: &AppState, session: &Session, origin: &Origin, auth: &Authentication, then: &Then) -> Result<(), PageError> {
+    clear_pending(session).await?;
+    session::sign_in(session, auth).await?;
+    if matches!(then, Then::SignIn { .. }) {
+        super::upstream::linking::complete(app, session, origin, auth).await?;
+    }
+    Ok(())
 }
 
 async fn destination(app: &AppState, then: &Then) -> Result<String, PageError> {
@@ -279,12 +290,11 @@ async fn verify(app: &AppState, session: &Session, origin: &Origin, body: &[u8])
         let remaining = app.store.recovery_codes_left(&auth.user_id).await?;
         let detail = remaining.to_string();
         events::record_account_event(&app.store, &auth.user_id, events::AccountEvent::RecoveryCodeUsed, Some(&detail), origin, now).await?;
-        clear_pending(session).await?;
-        session::sign_in(session, &auth).await?;
+        signed_in(app, session, origin, &auth, &then).await?;
         let next = destination(app, &then).await?;
         return Ok(render(&RecoveryUsedPage { remaining, next: &next }));
     }
-    finish(app, session, auth, then).await
+    finish(app, session, origin, auth, then).await
 }
 
 /// A valid code for a step after the last one accepted (RFC 6238 §5.2: each code once).

@@ -1,6 +1,8 @@
 //! Step-up for sensitive actions (password change, turning off 2FA, new recovery codes,
 //! admin pages): they need a recent authentication, so an older session re-enters the
-//! password, and the second factor when the account has one, at `/login/reauth`.
+//! password, and the second factor when the account has one, at `/login/reauth`. An
+//! account without a password confirms through one of its linked upstream providers
+//! instead (`upstream::reauth`).
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -17,7 +19,7 @@ use crate::error::PageError;
 use crate::model::Authentication;
 use crate::state::AppState;
 use crate::web::params::Params;
-use crate::web::templates::ReauthPage;
+use crate::web::templates::{ReauthChoice, ReauthPage};
 use crate::web::{csrf, render, see_other};
 
 /// Whether `auth` is good enough for a sensitive action at `now`: at most `max_age` seconds
@@ -56,7 +58,23 @@ async fn page(app: &AppState, session: &Session, next: &str, error: Option<&str>
     let Some(auth) = session::current(session).await? else { return Ok(see_other("/login")) };
     let Some(user) = app.store.user(&auth.user_id).await? else { return Ok(see_other("/login")) };
     let token = csrf::token(session).await?;
-    Ok(render(&ReauthPage { csrf_token: &token, email: &user.email, next, error }))
+    let has_password = app.store.password_hash(&user.id).await?.is_some();
+    let upstreams = if has_password { Vec::new() } else { linked_providers(app, &user.id).await? };
+    Ok(render(&ReauthPage { csrf_token: &token, email: &user.email, next, error, has_password, upstreams }))
+}
+
+/// The configured providers linked to the account, which can confirm it is the user.
+async fn linked_providers(app: &AppState, user: &crate::model::UserId) -> Result<Vec<ReauthChoice>, PageError> {
+    let identities = app.store.upstream_identities(user).await?;
+    let mut choices: Vec<ReauthChoice> = Vec::new();
+    for identity in identities {
+        if let Some(name) = app.upstreams.name(&identity.provider_id)
+            && !choices.iter().any(|c| c.id == identity.provider_id)
+        {
+            choices.push(ReauthChoice { id: identity.provider_id, name: name.to_string() });
+        }
+    }
+    Ok(choices)
 }
 
 pub async fn post_reauth(State(app): State<AppState>, session: Session, origin: Origin, body: Bytes) -> Response {
@@ -71,6 +89,14 @@ async fn reauthenticate(app: &AppState, session: &Session, origin: &Origin, body
     csrf::verify(session, form.get("csrf_token")).await?;
     let next = form.get("next").and_then(safe_next).unwrap_or("/account");
     let Some(auth) = session::current(session).await? else { return Ok(see_other("/login")) };
+    if let Some(provider) = form.get("provider") {
+        // Only a provider linked to this account; the callback checks the identity too.
+        if !linked_providers(app, &auth.user_id).await?.iter().any(|c| c.id == provider) {
+            return page(app, session, next, Some("Choose one of the ways you sign in.")).await;
+        }
+        let purpose = super::upstream::Purpose::Reauth { user_id: auth.user_id.clone(), next: next.to_string() };
+        return super::upstream::begin(app, session, provider, "", purpose).await;
+    }
     let password = form.get("password").unwrap_or("");
     if password.is_empty() || password.len() > 1024 {
         return page(app, session, next, Some("Enter your password.")).await;
@@ -108,10 +134,10 @@ async fn reauthenticate(app: &AppState, session: &Session, origin: &Origin, body
     }
     record(Outcome::Success).await?;
     if has_factor {
-        return second_factor::start_reauth(app, session, &auth, next).await;
+        return second_factor::start_reauth(app, session, &auth, vec!["pwd".into()], next).await;
     }
     let renewed = Authentication { auth_time: now, amr: vec!["pwd".into()], ..auth };
-    second_factor::finish(app, session, renewed, Then::Return { path: next.to_string() }).await
+    second_factor::finish(app, session, origin, renewed, Then::Return { path: next.to_string() }).await
 }
 
 #[cfg(test)]

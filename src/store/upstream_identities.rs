@@ -23,6 +23,13 @@ pub struct NewUpstreamUser<'a> {
     pub name: Option<&'a str>,
 }
 
+fn user_id(row: Option<sqlx::any::AnyRow>) -> Result<Option<UserId>> {
+    Ok(match row {
+        Some(row) => Some(UserId(row.try_get("user_id")?)),
+        None => None,
+    })
+}
+
 impl Store {
     /// The account linked to `(provider, subject)`, noting the use.
     pub async fn use_upstream_identity(&self, provider_id: &str, subject: &str, now: Timestamp) -> Result<Option<UserId>> {
@@ -32,10 +39,7 @@ impl Store {
             .bind(now)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) => Some(UserId(row.try_get("user_id")?)),
-            None => None,
-        })
+        user_id(row)
     }
 
     /// The identities linked to an account, oldest first.
@@ -69,6 +73,32 @@ impl Store {
             .await
             .map_err(on_conflict)?;
         Ok(())
+    }
+
+    /// The account an identity is linked to, if any (without noting a use).
+    pub async fn upstream_identity_owner(&self, provider_id: &str, subject: &str) -> Result<Option<UserId>> {
+        let row = sqlx::query("SELECT user_id FROM upstream_identities WHERE provider_id = $1 AND subject = $2")
+            .bind(provider_id)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
+        user_id(row)
+    }
+
+    /// Unlinks the account's identities at `provider_id`, unless that would leave the
+    /// account no way to sign in (no password and no other identity), checked in the delete
+    /// itself. Whether anything was unlinked.
+    pub async fn unlink_upstream_identity(&self, provider_id: &str, user: &UserId) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM upstream_identities WHERE provider_id = $1 AND user_id = $2
+             AND (EXISTS (SELECT 1 FROM users WHERE id = $2 AND password_hash IS NOT NULL)
+                  OR EXISTS (SELECT 1 FROM upstream_identities other WHERE other.user_id = $2 AND other.provider_id <> $1))",
+        )
+        .bind(provider_id)
+        .bind(user.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Creates an account and links the identity to it, in one transaction.

@@ -23,6 +23,8 @@ pub struct LoginPage<'a> {
     pub error: Option<&'a str>,
     /// One "Sign in with …" link per upstream provider.
     pub upstreams: Vec<crate::login::upstream::Button>,
+    /// An upstream identity waits to be linked to the account signed in to here.
+    pub linking: Option<&'a str>,
 }
 
 pub struct ScopeLine {
@@ -153,6 +155,15 @@ pub struct ReauthPage<'a> {
     /// The local path to return to.
     pub next: &'a str,
     pub error: Option<&'a str>,
+    /// Without a password, the account confirms through a linked provider.
+    pub has_password: bool,
+    pub upstreams: Vec<ReauthChoice>,
+}
+
+/// A linked upstream provider to confirm with.
+pub struct ReauthChoice {
+    pub id: String,
+    pub name: String,
 }
 
 #[derive(Template)]
@@ -186,6 +197,8 @@ pub struct SecurityPage<'a> {
     pub new_codes: Vec<String>,
     /// Where to continue after setting up (an authorization waiting for it).
     pub continue_to: Option<String>,
+    /// Linked and linkable upstream providers.
+    pub providers: crate::account::linked::Providers,
 }
 
 #[derive(Template)]

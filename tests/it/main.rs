@@ -28,3 +28,5 @@ mod login_history;
 mod account_deletion;
 mod email_change;
 mod upstream;
+mod upstream_link;
+mod github;

@@ -21,13 +21,13 @@ const OTHER_TENANT: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const TAMPERED: [&str; 3] = ["tamper-nonce", "tamper-aud", "tamper-sig"];
 
 /// The provider process, shared: it exits when its stdin closes, i.e. with this process.
-struct Idp {
-    base: String,
+pub(crate) struct Idp {
+    pub(crate) base: String,
     _process: Mutex<(Child, ChildStdin)>,
     _config: tempfile::NamedTempFile,
 }
 
-fn idp() -> &'static Idp {
+pub(crate) fn idp() -> &'static Idp {
     static IDP: OnceLock<Idp> = OnceLock::new();
     IDP.get_or_init(start_idp)
 }
@@ -103,6 +103,7 @@ fn upstream(id: &str, name: &str, kind: UpstreamKind, issuer: String, client_id:
         kind,
         issuer: Some(issuer),
         tenant: None,
+        api_url: None,
         client_id: client_id.into(),
         client_secret: "s3cret".into(),
         scopes: vec!["openid".into(), "email".into(), "profile".into()],
@@ -110,7 +111,11 @@ fn upstream(id: &str, name: &str, kind: UpstreamKind, issuer: String, client_id:
 }
 
 /// A Sluis with the test provider's issuers configured.
-async fn app(registration: Registration) -> TestApp {
+pub(crate) async fn app(registration: Registration) -> TestApp {
+    app_with(registration, |_| {}).await
+}
+
+pub(crate) async fn app_with(registration: Registration, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let base = &idp().base;
     TestApp::start_with(|c: &mut Config| {
         c.registration = registration;
@@ -121,13 +126,14 @@ async fn app(registration: Registration) -> TestApp {
         for id in TAMPERED {
             c.upstreams.push(upstream(id, id, UpstreamKind::Oidc, format!("{base}/google"), id));
         }
+        adjust(c);
     })
     .await
 }
 
 /// Where a driven flow ended.
 #[derive(Debug)]
-enum End {
+pub(crate) enum End {
     /// Redirected to the client.
     Client(Url),
     /// Redirected to Sluis' callback (when asked to stop there).
@@ -137,14 +143,14 @@ enum End {
 }
 
 impl End {
-    fn client(self) -> Url {
+    pub(crate) fn client(self) -> Url {
         match self {
             End::Client(url) => url,
             other => panic!("expected a redirect to the client, got {other:?}"),
         }
     }
 
-    fn page(self) -> (u16, String, String) {
+    pub(crate) fn page(self) -> (u16, String, String) {
         match self {
             End::Page { status, url, body } => (status, url, body),
             other => panic!("expected a page, got {other:?}"),
@@ -158,9 +164,9 @@ fn unescape(s: &str) -> String {
 
 /// Follows a sign-in as a browser would: on Sluis' sign-in page it takes the `provider`
 /// button, at the provider it signs in as `login` and consents, at Sluis' consent page it
-/// allows. Stops at the client, at the first other page, or (`stop_at_callback`) at Sluis'
-/// callback.
-async fn drive(browser: &Browser, start: &str, provider: &str, login: &str, stop_at_callback: bool) -> End {
+/// allows. Stops at the client, at the first other page (the sign-in page too when it
+/// offers linking), or (`stop_at_callback`) at Sluis' callback.
+pub(crate) async fn drive(browser: &Browser, start: &str, provider: &str, login: &str, stop_at_callback: bool) -> End {
     let mut url = Url::parse(start).unwrap();
     let mut response = browser.http.get(url.clone()).send().await.unwrap();
     for _ in 0..25 {
@@ -178,7 +184,7 @@ async fn drive(browser: &Browser, start: &str, provider: &str, login: &str, stop
         let status = response.status().as_u16();
         let body = response.text().await.unwrap();
         let at_sluis = url.as_str().starts_with(&browser.base);
-        if status == 200 && at_sluis && body.contains("action=\"/login\"") {
+        if status == 200 && at_sluis && body.contains("action=\"/login\"") && !body.contains("id=\"link-offer\"") {
             let marker = format!("href=\"/login/upstream/{provider}");
             let start = body.find(&marker).unwrap_or_else(|| panic!("no {provider} button: {body}")) + 6;
             let end = body[start..].find('"').unwrap() + start;
@@ -205,20 +211,34 @@ async fn drive(browser: &Browser, start: &str, provider: &str, login: &str, stop
 }
 
 /// An authorization request of `client` and its PKCE verifier.
-fn authorize(app: &TestApp, client: &sluis::model::Client, extra: &[(&str, &str)]) -> (String, String) {
+pub(crate) fn authorize(app: &TestApp, client: &sluis::model::Client, extra: &[(&str, &str)]) -> (String, String) {
     let (verifier, challenge) = pkce();
     (app.authorize_url(client, "openid email", &challenge, extra), verifier)
 }
 
-async fn id_token_of(app: &TestApp, client: &sluis::model::Client, secret: &str, callback: &Url, verifier: &str) -> serde_json::Value {
+pub(crate) async fn id_token_of(app: &TestApp, client: &sluis::model::Client, secret: &str, callback: &Url, verifier: &str) -> serde_json::Value {
     let code = query_param(callback, "code").expect("code");
     let tokens = app.exchange(client, secret, &code, verifier).await;
     jwt_claims(tokens["id_token"].as_str().unwrap())
 }
 
-async fn attempts(app: &TestApp) -> Vec<(String, String, Option<String>)> {
+pub(crate) async fn attempts(app: &TestApp) -> Vec<(String, String, Option<String>)> {
     let events = app.state.store.login_events(&LoginEventFilter::default(), None, 100).await.unwrap();
     events.into_iter().map(|e| (e.method, e.result, e.reason)).collect()
+}
+
+/// In Chromium: from `url` to Sluis' sign-in page, its Google button, and oidc-provider's own
+/// sign-in (as `login`) and consent pages, until the provider sends the browser back.
+pub(crate) async fn chromium_through_google(chromium: &crate::browser::Chromium, app: &TestApp, url: &str, login: &str) {
+    chromium.client().goto(url).await.unwrap();
+    chromium.wait_for_url(&app.url("/login")).await;
+    chromium.find("a.upstream[href^='/login/upstream/google']").await.click().await.unwrap();
+    chromium.wait_for_url(&idp().base).await;
+    chromium.find("input[name=login]").await.send_keys(login).await.unwrap();
+    chromium.find("input[name=password]").await.send_keys("anything").await.unwrap();
+    chromium.find("button[type=submit]").await.click().await.unwrap();
+    chromium.find("input[name=prompt][value=consent]").await;
+    chromium.find("button[type=submit]").await.click().await.unwrap();
 }
 
 #[tokio::test]
@@ -229,16 +249,7 @@ async fn chromium_signs_up_through_a_google_like_upstream_and_back_in_to_the_sam
     let chromium = Chromium::start().await;
 
     let (url, verifier) = authorize(&app, &client, &[]);
-    chromium.client().goto(&url).await.unwrap();
-    chromium.wait_for_url(&app.url("/login")).await;
-    chromium.find("a.upstream[href^='/login/upstream/google']").await.click().await.unwrap();
-    // oidc-provider's own sign-in and consent pages.
-    chromium.wait_for_url(&idp().base).await;
-    chromium.find("input[name=login]").await.send_keys("alice").await.unwrap();
-    chromium.find("input[name=password]").await.send_keys("anything").await.unwrap();
-    chromium.find("button[type=submit]").await.click().await.unwrap();
-    chromium.find("input[name=prompt][value=consent]").await;
-    chromium.find("button[type=submit]").await.click().await.unwrap();
+    chromium_through_google(&chromium, &app, &url, "alice").await;
     // Back at Sluis: consent for the client, then the client.
     chromium.wait_for_url(&app.url("/consent")).await;
     assert!(chromium.find("main").await.text().await.unwrap().contains("alice@example.com"), "the new account has the upstream email");

@@ -1,10 +1,12 @@
 //! One upstream sign-in: the authorization request (code flow, PKCE S256, `state`,
 //! `nonce`) and, on the way back, the code exchange and every check OpenID Connect Core
-//! §3.1.3.7 asks of an ID token before its identity is trusted.
+//! §3.1.3.7 asks of an ID token before its identity is trusted. A re-authentication asks
+//! the provider to sign the user in again (`prompt=login`, `max_age=0`, Core §3.1.2.1) and
+//! checks `auth_time`.
 
 use base64::Engine;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreTokenResponse,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreTokenResponse,
 };
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, Nonce, OAuth2TokenResponse,
@@ -18,6 +20,7 @@ use super::microsoft;
 use super::provider::{Discovered, Provider};
 use crate::clock::Timestamp;
 use crate::config::UpstreamKind;
+use crate::model::UserId;
 
 /// How long the user may take at the provider.
 pub const PENDING_TTL: i64 = 10 * 60;
@@ -37,22 +40,41 @@ const ALGS: [CoreJwsSigningAlgorithm; 9] = [
     CoreJwsSigningAlgorithm::EdDsa,
 ];
 
+/// What an upstream sign-in is for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Purpose {
+    /// Signing in (for the pending `request_id`, if any).
+    #[default]
+    SignIn,
+    /// Linking the identity to the signed-in account (`/account/security`).
+    Link { user_id: UserId },
+    /// Proving again who the signed-in user is, for a sensitive page at `next`.
+    Reauth { user_id: UserId, next: String },
+}
+
 /// An upstream sign-in under way, kept in the session until its callback (single use).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PendingUpstream {
     pub provider_id: String,
     pub state: String,
-    nonce: String,
-    pkce_verifier: String,
+    /// Empty for GitHub (OAuth 2.0 has no nonce).
+    pub(super) nonce: String,
+    pub(super) pkce_verifier: String,
     /// The Sluis authorization request the sign-in is for (empty: none).
     pub request_id: String,
     pub started_at: Timestamp,
+    #[serde(default)]
+    pub purpose: Purpose,
 }
 
 /// The nonce and verifier never print.
 impl std::fmt::Debug for PendingUpstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingUpstream").field("provider_id", &self.provider_id).field("request_id", &self.request_id).finish_non_exhaustive()
+        f.debug_struct("PendingUpstream")
+            .field("provider_id", &self.provider_id)
+            .field("request_id", &self.request_id)
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,6 +86,17 @@ pub struct Identity {
     /// Only when the provider asserts it (`email_verified: true`).
     pub email_verified: bool,
     pub name: Option<String>,
+    /// When the provider last signed the user in, if it says.
+    pub auth_time: Option<Timestamp>,
+}
+
+/// Core §3.1.2.1: after `max_age=0` the provider must have signed the user in during this
+/// request; an `auth_time` from before it started (beyond clock skew) means it did not.
+pub fn signed_in_again(auth_time: Option<Timestamp>, started_at: Timestamp) -> Result<(), String> {
+    match auth_time {
+        Some(at) if at < started_at - MAX_SKEW => Err(format!("auth_time {at} is before the re-authentication began")),
+        _ => Ok(()),
+    }
 }
 
 fn client(provider: &Provider, metadata: &CoreProviderMetadata, redirect_uri: &str) -> Result<CoreClient<
@@ -84,13 +117,16 @@ fn client(provider: &Provider, metadata: &CoreProviderMetadata, redirect_uri: &s
 }
 
 /// The provider's authorization URL for a new sign-in, and what to keep until it returns.
-pub fn start(provider: &Provider, discovered: &Discovered, redirect_uri: &str, request_id: &str, now: Timestamp) -> Result<(Url, PendingUpstream), UpstreamError> {
+pub fn start(provider: &Provider, discovered: &Discovered, redirect_uri: &str, request_id: &str, purpose: Purpose, now: Timestamp) -> Result<(Url, PendingUpstream), UpstreamError> {
     let client = client(provider, &discovered.metadata, redirect_uri)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
     // openidconnect adds `openid` itself.
-    for scope in provider.config.scopes.iter().filter(|s| *s != "openid") {
-        request = request.add_scope(Scope::new(scope.clone()));
+    for scope in provider.config.scopes().into_iter().filter(|s| s != "openid") {
+        request = request.add_scope(Scope::new(scope));
+    }
+    if matches!(purpose, Purpose::Reauth { .. }) {
+        request = request.add_prompt(CoreAuthPrompt::Login).set_max_age(std::time::Duration::ZERO);
     }
     let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
     let pending = PendingUpstream {
@@ -100,6 +136,7 @@ pub fn start(provider: &Provider, discovered: &Discovered, redirect_uri: &str, r
         pkce_verifier: verifier.secret().clone(),
         request_id: request_id.to_string(),
         started_at: now,
+        purpose,
     };
     Ok((url, pending))
 }
@@ -157,6 +194,11 @@ fn validate(provider: &Provider, discovered: &Discovered, id_token: &CoreIdToken
                 Ok(())
             }
         });
+    let reauth = matches!(pending.purpose, Purpose::Reauth { .. });
+    let started_at = pending.started_at;
+    let verifier = verifier.set_auth_time_verifier_fn(move |at: Option<chrono::DateTime<chrono::Utc>>| {
+        if reauth { signed_in_again(at.map(|a| a.timestamp()), started_at) } else { Ok(()) }
+    });
     let nonce = Nonce::new(pending.nonce.clone());
     let claims = match id_token.claims(&verifier, &nonce) {
         Ok(claims) => claims,
@@ -192,6 +234,7 @@ fn validate(provider: &Provider, discovered: &Discovered, id_token: &CoreIdToken
         email: claims.email().map(|e| e.as_str().trim().to_string()).filter(|e| !e.is_empty()),
         email_verified: claims.email_verified() == Some(true),
         name: claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().trim().to_string()).filter(|n| !n.is_empty()),
+        auth_time: claims.auth_time().map(|t| t.timestamp()),
     })
 }
 
@@ -217,3 +260,16 @@ pub fn response_issuer_fits(discovered: &Discovered, iss: Option<&str>) -> bool 
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reauthentication_needs_a_fresh_auth_time_when_there_is_one() {
+        assert!(signed_in_again(None, 1000).is_ok(), "absent: nothing to check");
+        assert!(signed_in_again(Some(1010), 1000).is_ok());
+        assert!(signed_in_again(Some(1000 - MAX_SKEW), 1000).is_ok(), "within clock skew");
+        assert!(signed_in_again(Some(1000 - MAX_SKEW - 1), 1000).is_err(), "an older sign-in at the provider");
+    }
+}

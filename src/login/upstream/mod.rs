@@ -1,4 +1,5 @@
-//! Sign-in through upstream OpenID Connect providers (Google, Microsoft, any issuer).
+//! Sign-in through upstream providers: OpenID Connect ones (Google, Microsoft, any issuer)
+//! and GitHub (OAuth 2.0 and its REST API, `github`).
 //!
 //! `GET /login/upstream/{id}` starts: the provider's discovery document (cached, see
 //! `provider`) gives the authorization endpoint; `state`, `nonce` and the PKCE verifier stay
@@ -6,12 +7,17 @@
 //! /login/upstream/{id}/callback` finishes: the state is taken from the session, the code
 //! exchanged, the ID token validated (`flow`), and the identity, keyed by (provider,
 //! subject) and never by email, leads to an account (`accounts`). Then the usual path:
-//! the second factor if the account has one, `amr` `fed`.
+//! the second factor if the account has one, `amr` `fed`. The same flow, started while
+//! signed in, links a provider to the account (`linking`) or re-authenticates an account
+//! without a password (`reauth`).
 
 mod accounts;
 mod flow;
+mod github;
+pub mod linking;
 pub mod microsoft;
 pub mod provider;
+mod reauth;
 
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
@@ -19,12 +25,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-pub use flow::Identity;
+pub use flow::{Identity, Purpose};
 pub use provider::Providers;
 
+use self::accounts::Resolved;
 use self::flow::PendingUpstream;
 use self::provider::Provider;
 use super::events::{self, Attempt, Failure, Method, Origin, Outcome};
+use crate::clock::Timestamp;
+use crate::config::UpstreamKind;
 use crate::error::{ErrorCode, PageError};
 use crate::model::ClientId;
 use crate::oidc::authorize::{error_response, expired_page, load_pending};
@@ -84,20 +93,29 @@ pub struct StartQuery {
 
 /// Sends the browser to the provider. The pending authorization request, if any, must exist.
 pub async fn get_start(State(app): State<AppState>, session: Session, Path(id): Path<String>, Query(q): Query<StartQuery>) -> Response {
-    match start(&app, &session, &id, q.request_id.as_deref().unwrap_or("")).await {
+    match begin(&app, &session, &id, q.request_id.as_deref().unwrap_or(""), Purpose::SignIn).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn start(app: &AppState, session: &Session, id: &str, request_id: &str) -> Result<Response, PageError> {
+/// Sends the browser to provider `id` for `purpose` (linking and re-authentication start
+/// here too, from their own guarded forms).
+pub async fn begin(app: &AppState, session: &Session, id: &str, request_id: &str, purpose: Purpose) -> Result<Response, PageError> {
     let provider = provider(app, id)?;
     if !request_id.is_empty() && load_pending(app, request_id).await?.is_none() {
         return Err(expired_page());
     }
     let now = app.now();
-    let discovered = provider.discovered(app.upstreams.http(), now).await.map_err(|e| unavailable(provider, &e))?;
-    let (url, pending) = flow::start(provider, &discovered, &callback_uri(app, id), request_id, now).map_err(|e| unavailable(provider, &e))?;
+    let redirect_uri = callback_uri(app, id);
+    let started = match provider.config.kind {
+        UpstreamKind::Github => github::start(provider, &redirect_uri, request_id, purpose, now),
+        _ => {
+            let discovered = provider.discovered(app.upstreams.http(), now).await.map_err(|e| unavailable(provider, &e))?;
+            flow::start(provider, &discovered, &redirect_uri, request_id, purpose, now)
+        }
+    };
+    let (url, pending) = started.map_err(|e| unavailable(provider, &e))?;
     let mut all = pendings(session).await?;
     all.retain(|p| now - p.started_at <= flow::PENDING_TTL);
     all.push(pending);
@@ -157,19 +175,7 @@ async fn callback(app: &AppState, session: &Session, origin: &Origin, id: &str, 
     if let Some(error) = params.get("error") {
         return upstream_error(app, provider, &pending, error, params.get("error_description"), record).await;
     }
-    let discovered = match provider.discovered(app.upstreams.http(), now).await {
-        Ok(d) => d,
-        Err(e) => {
-            record(Outcome::Failure(Failure::UpstreamFailed)).await?;
-            return Err(unavailable(provider, &e));
-        }
-    };
-    let code = params.get("code").unwrap_or("");
-    if code.is_empty() || !flow::response_issuer_fits(&discovered, params.get("iss")) {
-        record(Outcome::Failure(Failure::UpstreamInvalid)).await?;
-        return Err(unavailable(provider, &UpstreamError::Invalid("no code, or an authorization response from another issuer".into())));
-    }
-    let identity = match flow::finish(provider, app.upstreams.http(), discovered, &pending, code, &callback_uri(app, id), now).await {
+    let identity = match exchange(app, provider, &pending, &params, now).await {
         Ok(identity) => identity,
         Err(e) => {
             let reason = if matches!(e, UpstreamError::Invalid(_) | UpstreamError::UnknownKey) { Failure::UpstreamInvalid } else { Failure::UpstreamFailed };
@@ -177,9 +183,20 @@ async fn callback(app: &AppState, session: &Session, origin: &Origin, id: &str, 
             return Err(unavailable(provider, &e));
         }
     };
+    match &pending.purpose {
+        Purpose::SignIn => {}
+        Purpose::Link { user_id } => return linking::link_signed_in(app, session, origin, provider, &identity, user_id).await,
+        Purpose::Reauth { user_id, next } => return reauth::finish(app, session, origin, provider, &identity, user_id, next).await,
+    }
     let user = match accounts::resolve(app, provider, &identity, now).await? {
-        Ok(user) => user,
-        Err(refusal) => {
+        Resolved::Account(user) => user,
+        Resolved::Offer(user) => {
+            // Not a sign-in: the user may link after proving the existing account.
+            record(Outcome::Failure(Failure::AccountExists)).await?;
+            tracing::info!(provider = id, outcome = "link_offered", "upstream sign-in matches an account's verified address");
+            return linking::offer(app, session, provider, &identity, &user, &pending.request_id).await;
+        }
+        Resolved::Refused(refusal) => {
             record(Outcome::Failure(refusal.reason())).await?;
             tracing::info!(provider = id, outcome = "refused", reason = refusal.reason().as_str(), "upstream sign-in without an account");
             return Err(refusal.page(&name));
@@ -188,7 +205,25 @@ async fn callback(app: &AppState, session: &Session, origin: &Origin, id: &str, 
     let attempt = Attempt { user: Some(&user.id), client: client.as_ref(), method: method.clone(), outcome: Outcome::Success };
     events::record_attempt(&app.store, &attempt, origin, now).await?;
     tracing::info!(provider = id, outcome = "ok", "upstream sign-in");
-    super::second_factor::after_first_factor(app, session, &user, vec!["fed".into()], &pending.request_id).await
+    super::second_factor::after_first_factor(app, session, origin, &user, vec!["fed".into()], &pending.request_id).await
+}
+
+/// The code exchanged for the identity, as the provider's kind does it.
+async fn exchange(app: &AppState, provider: &Provider, pending: &PendingUpstream, params: &Params, now: Timestamp) -> Result<Identity, UpstreamError> {
+    let code = params.get("code").unwrap_or("");
+    if code.is_empty() {
+        return Err(UpstreamError::Invalid("no code".into()));
+    }
+    let redirect_uri = callback_uri(app, &provider.config.id);
+    let http = app.upstreams.http();
+    if provider.config.kind == UpstreamKind::Github {
+        return github::finish(provider, http, pending, code, &redirect_uri).await;
+    }
+    let discovered = provider.discovered(http, now).await?;
+    if !flow::response_issuer_fits(&discovered, params.get("iss")) {
+        return Err(UpstreamError::Invalid("an authorization response from another issuer".into()));
+    }
+    flow::finish(provider, http, discovered, pending, code, &redirect_uri, now).await
 }
 
 /// The provider answered with an error. The user gave up (`access_denied`): the client,

@@ -142,11 +142,16 @@ async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, UpstreamError
     if !secure_or_local(&parsed) {
         return Err(UpstreamError::Unavailable(format!("{url} is not https")));
     }
-    let unavailable = |e: reqwest::Error| UpstreamError::Unavailable(format!("{url}: {e}"));
-    let mut response = http.get(parsed).header("accept", "application/json").send().await.map_err(unavailable)?;
+    let response = http.get(parsed).header("accept", "application/json").send().await.map_err(|e| UpstreamError::Unavailable(format!("{url}: {e}")))?;
     if !response.status().is_success() {
         return Err(UpstreamError::Unavailable(format!("{url} answered {}", response.status())));
     }
+    body(url, response).await
+}
+
+/// A response's body, at most [`MAX_DOCUMENT`] bytes (a provider's answers are small).
+pub(super) async fn body(url: &str, mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
+    let unavailable = |e: reqwest::Error| UpstreamError::Unavailable(format!("{url}: {e}"));
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
         body.extend_from_slice(&chunk);
