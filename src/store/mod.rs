@@ -1,6 +1,7 @@
 //! Persistence. The only module that speaks SQL. Every query is written once, in SQL that
 //! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns).
 
+mod access;
 mod auth_requests;
 mod client_secrets;
 mod clients;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use access::{AccessRecord, ReleaseSubject};
 pub use auth_requests::StoredAuthRequest;
 pub use client_secrets::{ClientSecret, NewClientSecret};
 pub use clients::ScopeDecision;
@@ -87,6 +89,11 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings a connection when it goes back to the pool; on SQLite (in process,
+            // one worker thread per connection) a second ping before each use only adds a
+            // thread round trip to every query. A PostgreSQL server may have closed an idle
+            // connection, so there it stays on.
+            .test_before_acquire(!sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
