@@ -22,6 +22,7 @@ mod user_sessions;
 mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -72,6 +73,10 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite only: taken by the hot write transactions (code redemption) so that they queue
+    /// here rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10… ms between
+    /// retries while another connection holds the write lock.
+    sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -106,7 +111,16 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite_writes: sqlite.then(Arc::default) })
+    }
+
+    /// Waits for this process' turn to write on SQLite (nothing to wait for on PostgreSQL,
+    /// whose row locks let writers proceed together); hold it until the commit.
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.sqlite_writes {
+            Some(turn) => Some(Arc::clone(turn).lock_owned().await),
+            None => None,
+        }
     }
 
     pub async fn migrate(&self) -> Result<()> {
