@@ -1,7 +1,9 @@
 //! The physical limits of this machine for Sluis' expensive steps: signing a token per
 //! algorithm (with Sluis' own key and JWT code), verifying one, and argon2id hashing and
-//! verifying with the configured parameters. Each cost is measured on one thread; a ceiling is
-//! the cores divided by that cost (what the machine could do if it did nothing else).
+//! verifying with the configured parameters, and the authorization-code exchange's database
+//! transaction. Each cost is measured on one thread; a ceiling is the cores divided by that
+//! cost (what the machine could do if it did nothing else), except for the database commit:
+//! SQLite commits one write transaction at a time, so its ceiling is 1 ÷ cost.
 //!
 //!     cargo run --release --example limits [-- --json]
 //!
@@ -15,7 +17,8 @@ use sluis::crypto::jwt::{self, Expectations};
 use sluis::crypto::keys::{self, KeyRing};
 use sluis::crypto::password::PasswordHasher;
 use sluis::crypto::random_id;
-use sluis::model::SigningAlg;
+use sluis::model::{Authentication, ClientId, GrantId, SigningAlg, UserId};
+use sluis::store::{NewCode, NewGrant, Store};
 
 /// Seconds per call of `f`: the best of five rounds of `budget / 5` each (after a warm-up),
 /// as other work on a shared machine only ever adds time.
@@ -83,6 +86,13 @@ fn main() -> anyhow::Result<()> {
     rows.push(("argon2id hash".into(), hash_cost));
     rows.push(("argon2id verify".into(), verify_cost));
 
+    // The exchange's transaction (`Store::redeem_code`: consume the code, store the grant),
+    // one after another on a fresh SQLite file with the server's settings (WAL,
+    // synchronous=NORMAL); the codes are stored beforehand, untimed.
+    let dir = tempfile::tempdir()?;
+    let commit = runtime.block_on(redeem_cost(&format!("sqlite://{}?mode=rwc", dir.path().join("limits.db").display())))?;
+    rows.push(("SQLite commit (code exchange)".into(), commit));
+
     if as_json {
         let costs: serde_json::Map<String, serde_json::Value> = rows.iter().map(|(name, secs)| (name.clone(), json!(secs))).collect();
         println!("{}", json!({"cores": cores, "seconds": costs}));
@@ -92,7 +102,43 @@ fn main() -> anyhow::Result<()> {
     println!("| {:<40} | {:>12} | {:>14} |", "operation", "cost", "ceiling /s");
     println!("|{:-<42}|{:->14}|{:->16}|", "", "", "");
     for (name, secs) in &rows {
-        println!("| {:<40} | {:>9.1} µs | {:>14.0} |", name, secs * 1e6, cores as f64 / secs);
+        let ceiling = if name.starts_with("SQLite") { 1.0 / secs } else { cores as f64 / secs };
+        println!("| {:<40} | {:>9.1} µs | {:>14.0} |", name, secs * 1e6, ceiling);
     }
     Ok(())
+}
+
+/// Seconds per redemption of a code: the best of three rounds of 2,000.
+async fn redeem_cost(url: &str) -> anyhow::Result<f64> {
+    let store = Store::connect(url).await?;
+    store.migrate().await?;
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let hashes: Vec<String> = (0..2000).map(|_| random_id()).collect();
+        for hash in &hashes {
+            store.insert_code(&code(hash)).await?;
+        }
+        let start = Instant::now();
+        for hash in &hashes {
+            let grant = |c: &NewCode| {
+                Some(NewGrant { id: GrantId(random_id()), client_id: c.client_id.clone(), scope: c.scope.clone(), auth: c.auth.clone(), created_at: 1_900_000_000, refresh: None })
+            };
+            store.redeem_code(hash, 1_900_000_000, grant).await?;
+        }
+        best = best.min(start.elapsed().as_secs_f64() / hashes.len() as f64);
+    }
+    Ok(best)
+}
+
+fn code(hash: &str) -> NewCode {
+    NewCode {
+        code_hash: hash.to_string(),
+        client_id: ClientId("bench-client".into()),
+        redirect_uri: "http://127.0.0.1:9/cb".into(),
+        scope: "openid email profile".into(),
+        nonce: None,
+        code_challenge: Some(random_id()),
+        auth: Authentication { user_id: UserId("bench-user".into()), auth_time: 1_900_000_000, amr: vec!["pwd".into()], sid: random_id() },
+        expires_at: 1_900_000_060,
+    }
 }

@@ -30,13 +30,10 @@ async fn get_user(State(app): State<AppState>, headers: HeaderMap, Path(sub): Pa
     if access.grant.is_some() {
         return Err(BearerError::insufficient_scope("this API takes a token the client obtained with client_credentials"));
     }
-    let Some(link) = app.store.link_by_subject(&access.client.id, &sub).await? else { return Ok(not_found()) };
-    if link.withdrawn_at.is_some() {
-        return Ok(not_found());
-    }
-    let Some(user) = app.store.user(&link.user_id).await? else { return Ok(not_found()) };
+    let Some(subject) = app.store.release_subject_by_sub(&access.client.id, &sub).await? else { return Ok(not_found()) };
+    let Some(link) = subject.link.as_ref().filter(|l| l.withdrawn_at.is_none()) else { return Ok(not_found()) };
     // The scopes the user granted at sign-in; the rule narrows them to what still holds.
     let scope = ScopeSet::parse(&link.scope).unwrap_or_default();
-    let claims = claims::released_claims(&app, &access.client, &user, &scope, "user_api").await?;
+    let claims = claims::released_claims(&app, &access.client, &subject, &scope, "user_api").await?;
     Ok((no_store(), Json(claims)).into_response())
 }

@@ -7,7 +7,7 @@ use crate::crypto::jwt::{self, Expectations};
 use crate::error::BearerError;
 use crate::model::{Client, ClientStatus, GrantId};
 use crate::state::AppState;
-use crate::store::StoredGrant;
+use crate::store::{AccessRecord, ReleaseSubject, StoredGrant};
 use crate::web::params::Params;
 
 /// RFC 6750 §2.1 (header) or §2.2 (form body); never both, never the query string.
@@ -32,13 +32,17 @@ pub fn extract(headers: &HeaderMap, form: Option<&Params>) -> Result<String, Bea
     }
 }
 
-/// A valid, unrevoked access token, with its client and (for user tokens) its grant.
+/// A valid, unrevoked access token, with its client and (for user tokens) its grant and
+/// the release facts about the grant's user.
 pub struct ValidAccess {
     pub claims: AccessClaims,
     pub client: Client,
     pub grant: Option<StoredGrant>,
+    pub subject: Option<ReleaseSubject>,
 }
 
+/// Verifies the signature, then reads the token's state in one round trip
+/// (`Store::access_record`): nothing is cached, so a revocation counts at once on every node.
 pub async fn validate(app: &AppState, token: &str) -> Result<ValidAccess, BearerError> {
     let ring = app.keys.ring();
     let expect = Expectations { issuer: app.issuer(), typ: Some("at+jwt"), check_expiry: true, now: app.now() };
@@ -46,22 +50,23 @@ pub async fn validate(app: &AppState, token: &str) -> Result<ValidAccess, Bearer
     if claims.aud != app.issuer() {
         return Err(BearerError::invalid_token("the access token is not meant for this server"));
     }
-    if app.store.is_access_token_revoked(&claims.jti).await? {
+    let gid = claims.gid.clone().map(GrantId);
+    let record = app.store.access_record(&claims.jti, &claims.client_id, gid.as_ref()).await?;
+    let Some(AccessRecord { revoked, client, grant, subject }) = record else {
+        return Err(BearerError::invalid_token("the client no longer exists"));
+    };
+    if revoked {
         return Err(BearerError::invalid_token("the access token was revoked"));
     }
-    let client = app.store.client(&claims.client_id).await?.ok_or_else(|| BearerError::invalid_token("the client no longer exists"))?;
     if client.status == ClientStatus::Suspended {
         return Err(BearerError::invalid_token("the client is suspended"));
     }
-    let grant = match &claims.gid {
-        Some(gid) => {
-            let grant = app.store.grant(&GrantId(gid.clone())).await?;
-            match grant {
-                Some(g) if !g.revoked && g.client_id == client.id => Some(g),
-                _ => return Err(BearerError::invalid_token("the access token was revoked")),
-            }
-        }
+    let grant = match gid {
+        Some(_) => match grant {
+            Some(g) if !g.revoked && g.client_id == client.id => Some(g),
+            _ => return Err(BearerError::invalid_token("the access token was revoked")),
+        },
         None => None,
     };
-    Ok(ValidAccess { claims, client, grant })
+    Ok(ValidAccess { claims, client, grant, subject })
 }

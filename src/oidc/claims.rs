@@ -3,22 +3,24 @@
 
 use serde_json::json;
 
-use crate::model::{Client, User};
+use crate::model::Client;
 use crate::privacy::{self, Claims, Link, ReleaseFacts, ScopeSet};
 use crate::state::AppState;
-use crate::store::{DataAccess, StoreError};
+use crate::store::{DataAccess, ReleaseSubject, StoreError};
 
-/// The claims `client` may receive about `user` for `scope` now, with `sub`; every
-/// release is recorded as a data-access event the user can see.
+/// The claims `client` may receive about the subject's user for `scope` now, with `sub`;
+/// every release is recorded as a data-access event the user can see. The facts were read
+/// with the request's other state (`Store::access_record`, `Store::release_subject_by_sub`).
 pub async fn released_claims(
     app: &AppState,
     client: &Client,
-    user: &User,
+    subject: &ReleaseSubject,
     scope: &ScopeSet,
     endpoint: &str,
 ) -> Result<Claims, StoreError> {
-    let consent = app.store.consent(&user.id, &client.id).await?.and_then(|s| ScopeSet::parse(&s));
-    let link = match app.store.link(&user.id, &client.id).await? {
+    let user = &subject.user;
+    let consent = subject.consent.as_deref().and_then(ScopeSet::parse);
+    let link = match &subject.link {
         None => Link::None,
         Some(l) if l.withdrawn_at.is_some() => Link::Withdrawn,
         Some(_) => Link::Active,

@@ -40,7 +40,7 @@ async fn userinfo(app: &AppState, token: &str) -> Result<Response, BearerError> 
     if !scope.contains("openid") {
         return Err(BearerError::insufficient_scope("the openid scope is required"));
     }
-    let user = app.store.user(&grant.auth.user_id).await?.ok_or_else(|| BearerError::invalid_token("the user no longer exists"))?;
-    let claims = super::claims::released_claims(app, &access.client, &user, &scope, "userinfo").await?;
+    let subject = access.subject.filter(|s| s.user.id == grant.auth.user_id).ok_or_else(|| BearerError::invalid_token("the user no longer exists"))?;
+    let claims = super::claims::released_claims(app, &access.client, &subject, &scope, "userinfo").await?;
     Ok((no_store(), Json(claims)).into_response())
 }

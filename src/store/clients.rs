@@ -20,7 +20,11 @@ pub struct ScopeDecision {
     pub decided_at: Option<Timestamp>,
 }
 
-fn client_from_row(row: &AnyRow) -> Result<Client> {
+/// The columns [`client_from_row`] reads, from `clients c`.
+pub(super) const CLIENT_COLUMNS: &str =
+    "c.id, c.name, c.secret_hash, c.redirect_uris, c.post_logout_redirect_uris, c.scopes, c.grant_types, c.signing_alg, c.created_at, c.status, c.subject_type";
+
+pub(super) fn client_from_row(row: &AnyRow) -> Result<Client> {
     let id: String = row.try_get("id")?;
     let corrupt = |what: &str| StoreError::Corrupt(format!("client {id}: {what}"));
     let scopes: String = row.try_get("scopes")?;
@@ -109,17 +113,16 @@ impl Store {
     /// One query: the client row joined with its approved scopes and, with `secrets_at`,
     /// its active secret hashes, one per row (`kind` says which; none: one row of NULLs).
     async fn client_rows(&self, id: &str, secrets_at: Option<Timestamp>) -> Result<Option<(Client, Vec<String>)>> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.name, c.secret_hash, c.redirect_uris, c.post_logout_redirect_uris, c.scopes, c.grant_types, c.signing_alg, c.created_at, c.status, c.subject_type,
-                    x.kind, x.value
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLIENT_COLUMNS}, x.kind, x.value
              FROM clients c LEFT JOIN (
                  SELECT 'scope' AS kind, scope AS value FROM client_scopes WHERE client_id = $1 AND state = 'approved'
                  UNION ALL
                  SELECT 'secret' AS kind, secret_hash AS value FROM client_secrets
                  WHERE client_id = $1 AND $3 = 1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
              ) x ON 1 = 1
-             WHERE c.id = $1",
-        )
+             WHERE c.id = $1"
+        )))
         .bind(id)
         .bind(secrets_at.unwrap_or(0))
         .bind(i64::from(secrets_at.is_some()))

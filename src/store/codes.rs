@@ -73,6 +73,7 @@ impl Store {
         now: Timestamp,
         decide: impl FnOnce(&NewCode) -> Option<NewGrant>,
     ) -> Result<CodeRedemption> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL

@@ -85,19 +85,6 @@ impl Store {
         row.as_ref().map(link_from_row).transpose()
     }
 
-    /// The link a client knows a user by: its `sub` at that client.
-    pub async fn link_by_subject(&self, client: &ClientId, sub: &str) -> Result<Option<StoredLink>> {
-        let row = sqlx::query(
-            "SELECT user_id, client_id, sub, scope, first_signin_at, last_signin_at, withdrawn_at FROM client_user_links
-             WHERE client_id = $1 AND sub = $2",
-        )
-        .bind(client.as_str())
-        .bind(sub)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(link_from_row).transpose()
-    }
-
     /// The user withdraws an app: consent and link end, unredeemed codes are dropped, and every
     /// grant (so every refresh and access token) the client holds for the user is revoked, in
     /// one transaction.
@@ -169,13 +156,20 @@ pub struct StoredLink {
 }
 
 fn link_from_row(row: &sqlx::any::AnyRow) -> Result<StoredLink> {
+    link_from_columns(row, "")
+}
+
+/// A link from `row`'s columns named with `prefix` (a query that joins links to other tables
+/// aliases them).
+pub(super) fn link_from_columns(row: &sqlx::any::AnyRow, prefix: &str) -> Result<StoredLink> {
+    let col = |name: &str| format!("{prefix}{name}");
     Ok(StoredLink {
-        user_id: UserId(row.try_get("user_id")?),
-        client_id: ClientId(row.try_get("client_id")?),
-        sub: row.try_get("sub")?,
-        scope: row.try_get("scope")?,
-        first_signin_at: row.try_get("first_signin_at")?,
-        last_signin_at: row.try_get("last_signin_at")?,
-        withdrawn_at: row.try_get("withdrawn_at")?,
+        user_id: UserId(row.try_get(col("user_id").as_str())?),
+        client_id: ClientId(row.try_get(col("client_id").as_str())?),
+        sub: row.try_get(col("sub").as_str())?,
+        scope: row.try_get(col("scope").as_str())?,
+        first_signin_at: row.try_get(col("first_signin_at").as_str())?,
+        last_signin_at: row.try_get(col("last_signin_at").as_str())?,
+        withdrawn_at: row.try_get(col("withdrawn_at").as_str())?,
     })
 }

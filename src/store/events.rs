@@ -28,6 +28,9 @@ pub struct DataAccess {
     pub claims: String,
 }
 
+/// Seconds in which repeated identical releases are one data-access line.
+pub const DATA_ACCESS_WINDOW: Timestamp = 60;
+
 impl Store {
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
         sqlx::query("INSERT INTO audit_log (id, at, actor, ip, action, target, details) VALUES ($1, $2, $3, $4, $5, $6, $7)")
@@ -62,16 +65,34 @@ impl Store {
             .collect()
     }
 
+    /// Records a release, once per minute (the activity page's resolution) for the same user,
+    /// client, endpoint and claims: the first release of that minute is written, later ones
+    /// find its line and write nothing. A resource endpoint under load thus reads here instead
+    /// of writing on every request (on SQLite every commit serialises and makes the other
+    /// connections drop their page caches). The line's id is derived from what it says, so
+    /// concurrent first releases write it once.
     pub async fn record_data_access(&self, event: &DataAccess) -> Result<()> {
-        sqlx::query("INSERT INTO data_access_events (id, at, user_id, client_id, endpoint, claims) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(event.at)
-            .bind(event.user_id.as_str())
-            .bind(event.client_id.as_str())
-            .bind(&event.endpoint)
-            .bind(&event.claims)
-            .execute(&self.pool)
-            .await?;
+        let minute = event.at.div_euclid(DATA_ACCESS_WINDOW);
+        let id = format!(
+            "w-{}",
+            crate::crypto::token_hash(&format!("{}\n{}\n{}\n{}\n{minute}", event.user_id, event.client_id, event.endpoint, event.claims))
+        );
+        let seen = sqlx::query("SELECT 1 AS one FROM data_access_events WHERE id = $1").bind(&id).fetch_optional(&self.pool).await?;
+        if seen.is_some() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO data_access_events (id, at, user_id, client_id, endpoint, claims) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(event.at)
+        .bind(event.user_id.as_str())
+        .bind(event.client_id.as_str())
+        .bind(&event.endpoint)
+        .bind(&event.claims)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

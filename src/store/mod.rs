@@ -1,6 +1,7 @@
 //! Persistence. The only module that speaks SQL. Every query is written once, in SQL that
 //! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns).
 
+mod access;
 mod auth_requests;
 mod client_secrets;
 mod clients;
@@ -21,11 +22,13 @@ mod user_sessions;
 mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use access::{AccessRecord, ReleaseSubject};
 pub use auth_requests::StoredAuthRequest;
 pub use client_secrets::{ClientSecret, NewClientSecret};
 pub use clients::ScopeDecision;
@@ -70,6 +73,10 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite only: taken by the hot write transactions (code redemption) so that they queue
+    /// here rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10… ms between
+    /// retries while another connection holds the write lock.
+    sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -87,6 +94,11 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings a connection when it goes back to the pool; on SQLite (in process,
+            // one worker thread per connection) a second ping before each use only adds a
+            // thread round trip to every query. A PostgreSQL server may have closed an idle
+            // connection, so there it stays on.
+            .test_before_acquire(!sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
@@ -99,7 +111,16 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite_writes: sqlite.then(Arc::default) })
+    }
+
+    /// Waits for this process' turn to write on SQLite (nothing to wait for on PostgreSQL,
+    /// whose row locks let writers proceed together); hold it until the commit.
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.sqlite_writes {
+            Some(turn) => Some(Arc::clone(turn).lock_owned().await),
+            None => None,
+        }
     }
 
     pub async fn migrate(&self) -> Result<()> {

@@ -20,14 +20,21 @@ pub fn normalise_email(email: &str) -> String {
 const COLUMNS: &str = "id, email, email_verified, name, is_admin, created_at, updated_at";
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
+    user_from_columns(row, "")
+}
+
+/// A user from the [`COLUMNS`] of `row`, each named with `prefix` (a query that joins users
+/// to other tables aliases them).
+pub(super) fn user_from_columns(row: &AnyRow, prefix: &str) -> Result<User> {
+    let col = |name: &str| format!("{prefix}{name}");
     Ok(User {
-        id: UserId(row.try_get("id")?),
-        email: row.try_get("email")?,
-        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
-        name: row.try_get("name")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: UserId(row.try_get(col("id").as_str())?),
+        email: row.try_get(col("email").as_str())?,
+        email_verified: row.try_get::<i64, _>(col("email_verified").as_str())? != 0,
+        name: row.try_get(col("name").as_str())?,
+        is_admin: row.try_get::<i64, _>(col("is_admin").as_str())? != 0,
+        created_at: row.try_get(col("created_at").as_str())?,
+        updated_at: row.try_get(col("updated_at").as_str())?,
     })
 }
 

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use sluis::admin::{self, Actor};
-use sluis::clock::Clock;
+use sluis::clock::{Clock, Timestamp};
 use sluis::model::{Client, ClientStatus};
 
 use crate::support::*;
@@ -384,7 +384,8 @@ async fn every_release_is_recorded_as_a_data_access_event() {
     let events = app.state.store.data_access_of_user(&user.id, 100).await.unwrap();
     let mut endpoints: Vec<&str> = events.iter().map(|e| e.endpoint.as_str()).collect();
     endpoints.sort_unstable();
-    assert_eq!(endpoints, ["user_api", "userinfo", "userinfo"], "{events:?}");
+    // The two userinfo calls released the same claims in the same minute: one line.
+    assert_eq!(endpoints, ["user_api", "userinfo"], "{events:?}");
     for event in &events {
         assert_eq!(event.client_id, client.id);
         assert_eq!(event.user_id, user.id);
@@ -398,6 +399,19 @@ async fn every_release_is_recorded_as_a_data_access_event() {
         assert!(recorded.contains(&"email") && recorded.contains(&"name"), "{recorded:?}");
     }
     assert!(app.state.store.data_access_of_user(&other.id, 100).await.unwrap().is_empty(), "another user's log is untouched");
+
+    // The next minute is a new line; so is a release of other claims within the same minute.
+    app.clock.advance(60);
+    userinfo_claims(&app, access(&tokens)).await;
+    let narrow = sign_in(&app, &client, &secret, EMAIL, "openid email").await;
+    userinfo_claims(&app, access(&narrow)).await;
+    userinfo_claims(&app, access(&narrow)).await;
+    let events = app.state.store.data_access_of_user(&user.id, 100).await.unwrap();
+    let mut lines: Vec<(Timestamp, &str)> = events.iter().filter(|e| e.endpoint == "userinfo").map(|e| (e.at, e.claims.as_str())).collect();
+    lines.sort_unstable();
+    assert_eq!(lines.len(), 3, "{events:?}");
+    assert_eq!(lines[1].0, lines[2].0, "two lines in the new minute: {lines:?}");
+    assert_ne!(lines[1].1, lines[2].1, "one per set of claims: {lines:?}");
 }
 
 #[tokio::test]
