@@ -48,20 +48,28 @@ pub fn app(state: AppState) -> Router {
         .with_same_site(SameSite::Lax)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(i64::from(state.config.session_ttl))));
-    Router::new()
-        .merge(oidc::router())
+    // Pages: the browser session is read and written around them.
+    let browser = Router::new()
+        .merge(oidc::browser_router())
         .merge(login::router())
         .merge(account::router())
-        .merge(api::router())
         .merge(admin::router(state.clone()))
+        // Inside the session layer: keeps `user_sessions` in step and signs ended sessions out.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), login::session::track))
+        .layer(sessions);
+    // Protocol endpoints, the user API and static files never see the session: a cookie a
+    // client app happens to send is ignored, and the hot paths skip the session machinery.
+    let clients = Router::new()
+        .merge(oidc::client_router())
+        .merge(api::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/static/sluis.css", get(|| async { static_file("text/css", include_str!("../static/sluis.css")) }))
-        .route("/static/form_post.js", get(|| async { static_file("text/javascript", include_str!("../static/form_post.js")) }))
+        .route("/static/form_post.js", get(|| async { static_file("text/javascript", include_str!("../static/form_post.js")) }));
+    Router::new()
+        .merge(browser)
+        .merge(clients)
         .fallback(|| async { error::PageError::not_found() })
-        // Inside the session layer: keeps `user_sessions` in step and signs ended sessions out.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), login::session::track))
-        .layer(sessions)
         // Before the session layer: a refused request costs no database round trip.
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::rate_limit::limit))
         .layer(axum::middleware::from_fn(web::security_headers))
@@ -140,7 +148,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         .context("cannot load signing keys")?;
     let scopes = privacy::Catalogue::with_custom(&config.scopes).map_err(|e| anyhow::anyhow!("configuration: key `scopes`: {e}"))?;
     let mailer = mail::Mailer::from_config(&config.mail).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    Ok(AppState {
+    Ok(AppState::new(state::Shared {
         mailer,
         passwords: PasswordHasher::new(config.password_hash_workers),
         keys: Arc::new(KeyCache::new(ring)),
@@ -152,7 +160,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         config: Arc::new(config),
         store,
         clock,
-    })
+    }))
 }
 
 /// Periodic work of a running server: pick up rotated keys, drop expired rows; and, hourly

@@ -54,9 +54,6 @@ const TOUCH_EVERY: i64 = 60;
 /// - after it, a new sign-in (a new `sid`) gets its row, and a sign-out or a replaced
 ///   sign-in loses its own.
 pub async fn track(State(app): State<AppState>, session: Session, origin: Origin, request: Request, next: Next) -> Response {
-    if request.uri().path().starts_with("/static/") {
-        return next.run(request).await;
-    }
     let before = match still_valid(&app, &session, &origin).await {
         Ok(auth) => auth,
         Err(e) => return e.into_response(),

@@ -22,14 +22,15 @@ pub use discovery::document as discovery_document;
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    // Endpoints that browser-based clients call with fetch(): CORS without credentials.
-    // The authorization and logout endpoints are navigations and get none.
+/// Endpoints that clients call with their credentials or a token, never with the browser
+/// session: they sit outside the session layer (see `crate::app`).
+pub fn client_router() -> Router<AppState> {
+    // Browser-based clients call these with fetch(): CORS without credentials.
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
-    let api = Router::new()
+    Router::new()
         .route("/.well-known/openid-configuration", get(discovery::get_discovery))
         .route("/.well-known/oauth-authorization-server", get(discovery::get_discovery))
         .route("/jwks", get(discovery::get_jwks))
@@ -37,9 +38,12 @@ pub fn router() -> Router<AppState> {
         .route("/userinfo", get(userinfo::get_userinfo).post(userinfo::post_userinfo))
         .route("/revoke", post(revoke::post_revoke))
         .route("/introspect", post(introspect::post_introspect))
-        .layer(cors);
+        .layer(cors)
+}
+
+/// The endpoints the user's browser navigates to: they read and write the session. No CORS.
+pub fn browser_router() -> Router<AppState> {
     Router::new()
-        .merge(api)
         .route("/authorize", get(authorize::get_authorize).post(authorize::post_authorize))
         .route("/authorize/resume", get(authorize::get_resume))
         .route("/logout", get(end_session::get_logout).post(end_session::post_logout))

@@ -159,3 +159,24 @@ async fn browser_clients_may_fetch_metadata_and_keys() {
     let authorize = http.get(app.url("/authorize")).header("origin", "https://spa.example").send().await.unwrap();
     assert!(authorize.headers().get("access-control-allow-origin").is_none());
 }
+
+/// Protocol endpoints are for client apps: they neither read nor write the browser session,
+/// so a cookie a browser-based client sends along changes nothing and none is set.
+#[tokio::test]
+async fn protocol_endpoints_never_set_or_touch_the_session_cookie() {
+    let app = TestApp::start().await;
+    app.user("ada@example.com").await;
+    let browser = app.signed_in("ada@example.com").await;
+    let (client, secret) = app.client_with(|s| s.grant_types.push("client_credentials".into())).await;
+    let secret = secret.unwrap();
+    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks", "/userinfo", "/api/users/nobody"] {
+        let response = browser.get(path).await;
+        assert!(response.headers().get("set-cookie").is_none(), "GET {path} set a cookie");
+    }
+    let response = browser.http.post(app.url("/token")).basic_auth(client.id.as_str(), Some(&secret)).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("set-cookie").is_none(), "POST /token set a cookie");
+    // The browser is still signed in: nothing above ended or replaced its session.
+    let account = browser.get("/account").await;
+    assert_eq!(account.status(), 200);
+}
