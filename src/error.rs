@@ -209,6 +209,10 @@ pub struct PageError {
 }
 
 impl PageError {
+    pub fn new(status: StatusCode, title: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, title: title.into(), message: message.into() }
+    }
+
     pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self { status: StatusCode::BAD_REQUEST, title: Cow::Borrowed("This request cannot be completed"), message: message.into() }
     }

@@ -48,7 +48,7 @@ pub async fn providers(app: &AppState, user: &UserId) -> Result<Providers, PageE
             let (since, since_iso) = when(i.created_at);
             let (last_used, last_used_iso) = when(i.last_used_at);
             // A provider removed from the configuration still shows, by its id.
-            let name = app.upstreams.name(&i.provider_id).unwrap_or(&i.provider_id).to_string();
+            let name = app.upstreams.display_name(&i.provider_id).to_string();
             LinkedProvider { id: i.provider_id.clone(), name, since, since_iso, last_used, last_used_iso }
         })
         .collect();
@@ -71,7 +71,7 @@ pub async fn link(app: &AppState, session: &Session, user: &UserId, provider_id:
 
 /// Unlinks `provider_id`: the words for the page, a notice or (`Err`) a refusal.
 pub async fn unlink(app: &AppState, user: &UserId, provider_id: &str, origin: &Origin) -> Result<Result<String, String>, PageError> {
-    let name = app.upstreams.name(provider_id).unwrap_or(provider_id).to_string();
+    let name = app.upstreams.display_name(provider_id).to_string();
     let linked = app.store.upstream_identities(user).await?.iter().any(|i| i.provider_id == provider_id);
     if !linked {
         return Ok(Err(format!("{name} is not linked to your account.")));

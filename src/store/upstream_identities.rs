@@ -23,6 +23,8 @@ pub struct NewUpstreamUser<'a> {
     pub name: Option<&'a str>,
 }
 
+const INSERT_IDENTITY: &str = "INSERT INTO upstream_identities (provider_id, subject, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)";
+
 fn user_id(row: Option<sqlx::any::AnyRow>) -> Result<Option<UserId>> {
     Ok(match row {
         Some(row) => Some(UserId(row.try_get("user_id")?)),
@@ -64,7 +66,7 @@ impl Store {
     /// Links an identity to an existing account. [`StoreError::Conflict`] when the identity
     /// is linked already (to this account or another).
     pub async fn link_upstream_identity(&self, provider_id: &str, subject: &str, user: &UserId, now: Timestamp) -> Result<()> {
-        sqlx::query("INSERT INTO upstream_identities (provider_id, subject, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)")
+        sqlx::query(INSERT_IDENTITY)
             .bind(provider_id)
             .bind(subject)
             .bind(user.as_str())
@@ -106,20 +108,20 @@ impl Store {
     pub async fn create_upstream_user(&self, new: &NewUpstreamUser<'_>, now: Timestamp) -> Result<User> {
         let id = UserId(uuid::Uuid::new_v4().to_string());
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, email_norm, email_verified, name, password_hash, is_admin, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, NULL, 0, $6, $6)",
-        )
-        .bind(id.as_str())
-        .bind(new.email.trim())
-        .bind(super::normalise_email(new.email))
-        .bind(super::flag(new.email_verified))
-        .bind(new.name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(on_conflict)?;
-        sqlx::query("INSERT INTO upstream_identities (provider_id, subject, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)")
+        // No password: the account signs in through its provider.
+        sqlx::query(super::users::INSERT_USER)
+            .bind(id.as_str())
+            .bind(new.email.trim())
+            .bind(super::normalise_email(new.email))
+            .bind(super::flag(new.email_verified))
+            .bind(new.name)
+            .bind(None::<String>)
+            .bind(super::flag(false))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(on_conflict)?;
+        sqlx::query(INSERT_IDENTITY)
             .bind(new.provider_id)
             .bind(new.subject)
             .bind(id.as_str())

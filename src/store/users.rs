@@ -17,6 +17,10 @@ pub fn normalise_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// A new user row (`$8` is both the creation and the update time).
+pub(super) const INSERT_USER: &str = "INSERT INTO users (id, email, email_norm, email_verified, name, password_hash, is_admin, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+
 const COLUMNS: &str = "id, email, email_verified, name, is_admin, created_at, updated_at";
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
@@ -41,20 +45,18 @@ pub(super) fn user_from_columns(row: &AnyRow, prefix: &str) -> Result<User> {
 impl Store {
     pub async fn create_user(&self, user: NewUser, now: Timestamp) -> Result<User> {
         let id = UserId(uuid::Uuid::new_v4().to_string());
-        sqlx::query(
-            "INSERT INTO users (id, email, email_norm, email_verified, name, password_hash, is_admin, created_at, updated_at)
-             VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $7)",
-        )
-        .bind(id.as_str())
-        .bind(user.email.trim())
-        .bind(normalise_email(&user.email))
-        .bind(user.name.clone())
-        .bind(user.password_hash)
-        .bind(flag(user.is_admin))
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(on_conflict)?;
+        sqlx::query(INSERT_USER)
+            .bind(id.as_str())
+            .bind(user.email.trim())
+            .bind(normalise_email(&user.email))
+            .bind(flag(false))
+            .bind(user.name.clone())
+            .bind(user.password_hash)
+            .bind(flag(user.is_admin))
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(on_conflict)?;
         self.user(&id).await?.ok_or_else(|| StoreError::Corrupt("user vanished after insert".into()))
     }
 

@@ -98,10 +98,7 @@ pub async fn limit(State(app): State<AppState>, request: Request, next: Next) ->
 fn too_many(kind: Kind, seconds: u64) -> Response {
     let mut response = match kind {
         Kind::Login => {
-            let mut page = PageError::bad_request(format!("Too many attempts from your network. Wait {seconds} seconds and try again."));
-            page.status = StatusCode::TOO_MANY_REQUESTS;
-            page.title = "Slow down".into();
-            page.into_response()
+            PageError::new(StatusCode::TOO_MANY_REQUESTS, "Slow down", format!("Too many attempts from your network. Wait {seconds} seconds and try again.")).into_response()
         }
         Kind::Token | Kind::Api => (
             StatusCode::TOO_MANY_REQUESTS,

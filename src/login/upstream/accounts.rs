@@ -76,7 +76,7 @@ impl Refusal {
                 format!("{name} did not share an email address, which a new account needs. Allow {name} to share it, or sign in another way."),
             ),
         };
-        PageError { status, title: title.into(), message: message.into() }
+        PageError::new(status, title, message)
     }
 }
 

@@ -12,7 +12,7 @@ use url::Url;
 
 use super::UpstreamError;
 use super::flow::{Identity, PendingUpstream, Purpose};
-use super::provider::{Provider, body};
+use super::provider::{Provider, success_body};
 use crate::clock::Timestamp;
 
 /// The REST API version we speak (GitHub's `X-GitHub-Api-Version`).
@@ -114,11 +114,7 @@ async fn api_get<T: DeserializeOwned>(http: &reqwest::Client, url: &str, token: 
 }
 
 async fn json<T: DeserializeOwned>(url: &str, response: Result<reqwest::Response, reqwest::Error>) -> Result<T, UpstreamError> {
-    let response = response.map_err(|e| UpstreamError::Unavailable(format!("{url}: {e}")))?;
-    if !response.status().is_success() {
-        return Err(UpstreamError::Unavailable(format!("{url} answered {}", response.status())));
-    }
-    let bytes = body(url, response).await?;
+    let bytes = success_body(url, response).await?;
     serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Invalid(format!("{url}: {e}")))
 }
 

@@ -71,7 +71,7 @@ pub struct LinkNotice {
 pub async fn notice(app: &AppState, session: &Session) -> Result<Option<LinkNotice>, PageError> {
     let Some(link) = pending(app, session).await? else { return Ok(None) };
     let Some(user) = app.store.user(&link.user_id).await? else { return Ok(None) };
-    let name = app.upstreams.name(&link.provider_id).unwrap_or(&link.provider_id);
+    let name = app.upstreams.display_name(&link.provider_id);
     // An account made through another provider has no password: it proves itself there.
     let how = if app.store.password_hash(&user.id).await?.is_some() { "with its password" } else { "the way you usually do" };
     let message = format!(
@@ -100,7 +100,7 @@ pub async fn post_cancel(State(_app): State<AppState>, session: Session, body: B
 /// waits for. The pending link is gone afterwards whatever happened.
 pub async fn complete(app: &AppState, session: &Session, origin: &Origin, auth: &Authentication) -> Result<(), PageError> {
     let Some(link) = session.remove::<PendingLink>(PENDING_LINK).await.map_err(|e| PageError::internal(&e))? else { return Ok(()) };
-    let name = app.upstreams.name(&link.provider_id).unwrap_or(&link.provider_id).to_string();
+    let name = app.upstreams.display_name(&link.provider_id).to_string();
     let now = app.now();
     if now - link.started_at > LINK_TTL {
         tracing::info!(provider = %link.provider_id, outcome = "expired", "upstream link not completed");
@@ -158,14 +158,11 @@ pub async fn link_signed_in(app: &AppState, session: &Session, origin: &Origin, 
     }
     let name = &provider.config.name;
     match link_identity(app, &provider.config.id, &identity.subject, user_id, origin, app.now()).await? {
-        Linked::Elsewhere => Err(PageError {
-            status: StatusCode::CONFLICT,
-            title: "Already linked to another account".into(),
-            message: format!(
-                "This {name} account is linked to another account here. To link it to this one, sign in to the other account with {name} and unlink it there first."
-            )
-            .into(),
-        }),
+        Linked::Elsewhere => Err(PageError::new(
+            StatusCode::CONFLICT,
+            "Already linked to another account",
+            format!("This {name} account is linked to another account here. To link it to this one, sign in to the other account with {name} and unlink it there first."),
+        )),
         linked => {
             flash::set(session, &linked.message(name)).await?;
             Ok(see_other("/account/security"))

@@ -72,14 +72,10 @@ fn provider<'a>(app: &'a AppState, id: &str) -> Result<&'a Provider, PageError> 
     app.upstreams.get(id).ok_or_else(PageError::not_found)
 }
 
-fn page(status: StatusCode, title: &'static str, message: String) -> PageError {
-    PageError { status, title: title.into(), message: message.into() }
-}
-
 fn unavailable(provider: &Provider, error: &UpstreamError) -> PageError {
     tracing::warn!(provider = %provider.config.id, "upstream sign-in failed: {error}");
     let name = &provider.config.name;
-    page(
+    PageError::new(
         StatusCode::BAD_GATEWAY,
         "Sign-in could not be completed",
         format!("Signing in with {name} did not work this time. Go back and try again, or sign in another way."),
@@ -166,7 +162,7 @@ async fn callback(app: &AppState, session: &Session, origin: &Origin, id: &str, 
         // A replayed, forged or stale callback, or one from another browser.
         record(Outcome::Failure(Failure::UpstreamInvalid)).await?;
         tracing::info!(provider = id, outcome = "failed", "upstream callback without a matching sign-in");
-        return Err(page(
+        return Err(PageError::new(
             StatusCode::BAD_REQUEST,
             "Sign-in could not be completed",
             format!("This sign-in with {name} has expired, was already used, or was started in another browser. Go back and start again."),
@@ -244,13 +240,13 @@ where
             let description = format!("the user cancelled signing in with {name}");
             return Ok(error_response(app, &request.redirect_uri, request.response_mode, request.state.as_deref(), ErrorCode::AccessDenied, Some(&description)));
         }
-        return Err(page(StatusCode::BAD_REQUEST, "Sign-in cancelled", format!("Signing in with {name} was cancelled.")));
+        return Err(PageError::new(StatusCode::BAD_REQUEST, "Sign-in cancelled", format!("Signing in with {name} was cancelled.")));
     }
     record(Outcome::Failure(Failure::UpstreamFailed)).await?;
     // The error code is a token of RFC 6749's alphabet; the description is the provider's
     // words and stays in the log.
     let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
-    Err(page(
+    Err(PageError::new(
         StatusCode::BAD_GATEWAY,
         "Sign-in could not be completed",
         format!("{name} could not sign you in ({code}). Go back and try again, or sign in another way."),

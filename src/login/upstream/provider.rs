@@ -69,6 +69,12 @@ impl Providers {
         self.get(id).map(|p| p.config.name.as_str())
     }
 
+    /// The name to show for provider `id`: its configured name, or the id itself for a
+    /// provider since removed from the configuration.
+    pub fn display_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.name(id).unwrap_or(id)
+    }
+
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
@@ -142,7 +148,12 @@ async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, UpstreamError
     if !secure_or_local(&parsed) {
         return Err(UpstreamError::Unavailable(format!("{url} is not https")));
     }
-    let response = http.get(parsed).header("accept", "application/json").send().await.map_err(|e| UpstreamError::Unavailable(format!("{url}: {e}")))?;
+    success_body(url, http.get(parsed).header("accept", "application/json").send().await).await
+}
+
+/// The body of a successful answer from `url`, or why there is none.
+pub(super) async fn success_body(url: &str, sent: Result<reqwest::Response, reqwest::Error>) -> Result<Vec<u8>, UpstreamError> {
+    let response = sent.map_err(|e| UpstreamError::Unavailable(format!("{url}: {e}")))?;
     if !response.status().is_success() {
         return Err(UpstreamError::Unavailable(format!("{url} answered {}", response.status())));
     }
@@ -150,7 +161,7 @@ async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, UpstreamError
 }
 
 /// A response's body, at most [`MAX_DOCUMENT`] bytes (a provider's answers are small).
-pub(super) async fn body(url: &str, mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
+async fn body(url: &str, mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
     let unavailable = |e: reqwest::Error| UpstreamError::Unavailable(format!("{url}: {e}"));
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(unavailable)? {

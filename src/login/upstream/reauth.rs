@@ -31,11 +31,11 @@ pub async fn finish(app: &AppState, session: &Session, origin: &Origin, provider
     let name = &provider.config.name;
     if outcome != Outcome::Success {
         tracing::info!(provider = %provider.config.id, outcome = "failed", "re-authentication with another upstream identity");
-        return Err(PageError {
-            status: StatusCode::FORBIDDEN,
-            title: "Another account".into(),
-            message: format!("You confirmed with a {name} account that is not linked to your account here. Go back and use the {name} account you sign in with.").into(),
-        });
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Another account",
+            format!("You confirmed with a {name} account that is not linked to your account here. Go back and use the {name} account you sign in with."),
+        ));
     }
     app.store.use_upstream_identity(&provider.config.id, &identity.subject, now).await?;
     tracing::info!(provider = %provider.config.id, outcome = "ok", "re-authentication through an upstream provider");
