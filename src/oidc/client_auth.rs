@@ -1,6 +1,8 @@
 //! Client authentication at the token, revocation and introspection endpoints
 //! (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, or `none` for public clients.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -57,7 +59,7 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthErr
     }
 }
 
-pub async fn authenticate(app: &AppState, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
+pub async fn authenticate(app: &AppState, headers: &HeaderMap, params: &Params) -> Result<Arc<Client>, OAuthError> {
     let presented = presented(headers, params)?;
     let id = match &presented {
         Presented::Secret { client_id, .. } | Presented::PublicId(client_id) => client_id,

@@ -67,7 +67,9 @@ pub(super) async fn insert_secret(conn: &mut sqlx::AnyConnection, secret: &NewCl
 impl Store {
     pub async fn add_client_secret(&self, secret: &NewClientSecret<'_>) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        insert_secret(&mut conn, secret).await
+        insert_secret(&mut conn, secret).await?;
+        self.clients_changed();
+        Ok(())
     }
 
     /// Every secret of a client, revoked and expired ones included, newest first.
@@ -103,6 +105,7 @@ impl Store {
             .bind(now)
             .execute(&self.pool)
             .await?;
+        self.clients_changed();
         Ok(done.rows_affected() == 1)
     }
 }

@@ -1,6 +1,9 @@
+use std::sync::Arc;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::client_cache::{ClientCredentials, StoredSecret};
 use super::client_secrets::{NewClientSecret, insert_secret};
 use super::{Result, Store, StoreError, join, on_conflict, split};
 use crate::clock::Timestamp;
@@ -96,36 +99,53 @@ impl Store {
             insert_secret(&mut tx, &secret).await?;
         }
         tx.commit().await?;
+        self.clients_changed();
         Ok(())
     }
 
     pub async fn client(&self, id: &str) -> Result<Option<Client>> {
-        Ok(self.client_rows(id, None).await?.map(|(client, _)| client))
+        Ok(self.client_rows(id, false).await?.map(|credentials| Arc::unwrap_or_clone(credentials.client)))
     }
 
-    /// The client with the hashes of the secrets that authenticate it at `now`, in one
-    /// round trip (the token endpoint's hot path): a revoked secret or a suspended client
-    /// takes effect at once, on every node, as nothing is cached.
-    pub async fn client_with_secret_hashes(&self, id: &str, now: Timestamp) -> Result<Option<(Client, Vec<String>)>> {
-        self.client_rows(id, Some(now)).await
+    /// The client with the hashes of the secrets that authenticate it at `now` (the token
+    /// endpoint's hot path), on SQLite from the client cache when it holds them (see
+    /// `store/client_cache.rs`: every write, in any process, empties it).
+    pub async fn client_with_secret_hashes(&self, id: &str, now: Timestamp) -> Result<Option<(Arc<Client>, Vec<String>)>> {
+        let Some(cache) = &self.client_cache else {
+            return Ok(self.client_rows(id, true).await?.map(|credentials| (Arc::clone(&credentials.client), credentials.active_hashes(now))));
+        };
+        if let Some(credentials) = cache.get(id, now) {
+            return Ok(Some((Arc::clone(&credentials.client), credentials.active_hashes(now))));
+        }
+        let read_at = cache.generation();
+        let Some(credentials) = self.client_rows(id, true).await? else { return Ok(None) };
+        let found = (Arc::clone(&credentials.client), credentials.active_hashes(now));
+        cache.put(id, read_at, now, credentials);
+        Ok(Some(found))
     }
 
-    /// One query: the client row joined with its approved scopes and, with `secrets_at`,
-    /// its active secret hashes, one per row (`kind` says which; none: one row of NULLs).
-    async fn client_rows(&self, id: &str, secrets_at: Option<Timestamp>) -> Result<Option<(Client, Vec<String>)>> {
+    /// Called after each committed write to clients, their scopes or secrets.
+    pub(super) fn clients_changed(&self) {
+        if let Some(cache) = &self.client_cache {
+            cache.changed();
+        }
+    }
+
+    /// One query: the client row joined with its approved scopes and, `with_secrets`, its
+    /// unrevoked secrets, one per row (`kind` says which; none: one row of NULLs).
+    async fn client_rows(&self, id: &str, with_secrets: bool) -> Result<Option<ClientCredentials>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CLIENT_COLUMNS}, x.kind, x.value
+            "SELECT {CLIENT_COLUMNS}, x.kind, x.value, x.expires_at AS secret_expires_at
              FROM clients c LEFT JOIN (
-                 SELECT 'scope' AS kind, scope AS value FROM client_scopes WHERE client_id = $1 AND state = 'approved'
+                 SELECT 'scope' AS kind, scope AS value, NULL AS expires_at FROM client_scopes WHERE client_id = $1 AND state = 'approved'
                  UNION ALL
-                 SELECT 'secret' AS kind, secret_hash AS value FROM client_secrets
-                 WHERE client_id = $1 AND $3 = 1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
+                 SELECT 'secret' AS kind, secret_hash AS value, expires_at FROM client_secrets
+                 WHERE client_id = $1 AND $2 = 1 AND revoked_at IS NULL
              ) x ON 1 = 1
              WHERE c.id = $1"
         )))
         .bind(id)
-        .bind(secrets_at.unwrap_or(0))
-        .bind(i64::from(secrets_at.is_some()))
+        .bind(i64::from(with_secrets))
         .fetch_all(&self.pool)
         .await?;
         let Some(first) = rows.first() else { return Ok(None) };
@@ -136,12 +156,12 @@ impl Store {
             let value: Option<String> = row.try_get("value")?;
             match (kind.as_deref(), value) {
                 (Some("scope"), Some(scope)) => approved.push(scope),
-                (Some("secret"), Some(hash)) => secrets.push(hash),
+                (Some("secret"), Some(hash)) => secrets.push(StoredSecret { hash, expires_at: row.try_get("secret_expires_at")? }),
                 _ => {}
             }
         }
         client.approved_scopes = ScopeSet::from_iter(approved.iter().map(String::as_str));
-        Ok(Some((client, secrets)))
+        Ok(Some(ClientCredentials { client: Arc::new(client), secrets: secrets.into() }))
     }
 
     /// Clients, newest first, optionally only those in one status.
@@ -187,6 +207,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
+        self.clients_changed();
         Ok(done.rows_affected() == 1)
     }
 
@@ -196,6 +217,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
+        self.clients_changed();
         Ok(done.rows_affected() == 1)
     }
 
@@ -225,6 +247,7 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        self.clients_changed();
         Ok(())
     }
 
@@ -234,6 +257,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
+        self.clients_changed();
         Ok(done.rows_affected() == 1)
     }
 }
@@ -281,6 +305,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
+        self.clients_changed();
         Ok(done.rows_affected() == 1)
     }
 
@@ -317,6 +342,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.clients_changed();
         Ok(())
     }
 }

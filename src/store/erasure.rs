@@ -167,6 +167,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.clients_changed();
         Ok(ErasureOutcome::Erased { clients })
     }
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod auth_requests;
+mod client_cache;
 mod client_secrets;
 mod clients;
 mod codes;
@@ -58,6 +59,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the client change marker next to the database: {0}")]
+    ChangeMarker(std::io::Error),
 }
 
 /// Turns a unique-constraint violation into [`StoreError::Conflict`], once, here.
@@ -77,6 +80,8 @@ pub struct Store {
     /// here rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10… ms between
     /// retries while another connection holds the write lock.
     sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite only; shared by every clone of this store.
+    client_cache: Option<Arc<client_cache::ClientCache>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -111,7 +116,11 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool, sqlite_writes: sqlite.then(Arc::default) })
+        let client_cache = match sqlite {
+            true => Some(Arc::new(client_cache::ClientCache::new(sqlite_file(url)?.as_deref()).map_err(StoreError::ChangeMarker)?)),
+            false => None,
+        };
+        Ok(Self { pool, sqlite_writes: sqlite.then(Arc::default), client_cache })
     }
 
     /// Waits for this process' turn to write on SQLite (nothing to wait for on PostgreSQL,
@@ -132,6 +141,14 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// The file of a SQLite database URL; `None` for one in memory.
+fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let file = options.get_filename();
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory") || file.to_string_lossy().starts_with("file:");
+    Ok((!in_memory).then(|| file.to_path_buf()))
 }
 
 /// The `user_id`, `auth_time`, `amr`, `sid` columns that codes and grants share.

@@ -307,6 +307,39 @@ async fn secrets_rotate_without_downtime_and_stop_when_revoked_or_expired() {
     assert_eq!(client_credentials(&app, &client, &second).await.status(), 200, "no expiry, still valid");
 }
 
+/// Another process on the same database (the CLI, a second server) adds and revokes
+/// secrets and suspends the client: the running server, which keeps the clients it
+/// authenticated in memory, follows each change at once.
+#[tokio::test]
+async fn changes_made_by_another_process_count_at_once() {
+    let app = TestApp::start().await;
+    let (client, first) = app.client().await;
+    assert_eq!(client_credentials(&app, &client, &first).await.status(), 200);
+    let other = sluis::store::Store::connect(&app.state.config.database_url()).await.unwrap();
+
+    let second = "a second secret of 256 bits, for this test only";
+    let added = sluis::store::NewClientSecret {
+        id: "second",
+        client_id: &client.id,
+        label: "second",
+        secret_hash: &sluis::crypto::token_hash(second),
+        created_at: app.clock.now(),
+        expires_at: None,
+    };
+    other.add_client_secret(&added).await.unwrap();
+    assert_eq!(client_credentials(&app, &client, second).await.status(), 200, "a secret added elsewhere works at once");
+
+    let initial = other.client_secrets(&client.id).await.unwrap().into_iter().find(|s| s.label == "initial").unwrap();
+    assert!(other.revoke_client_secret(&client.id, &initial.id, app.clock.now()).await.unwrap());
+    assert_invalid_client(&app, &client, &first).await;
+    assert_eq!(client_credentials(&app, &client, second).await.status(), 200);
+
+    assert!(other.set_client_status(&client.id, ClientStatus::Suspended).await.unwrap());
+    assert_invalid_client(&app, &client, second).await;
+    assert!(other.set_client_status(&client.id, ClientStatus::Verified).await.unwrap());
+    assert_eq!(client_credentials(&app, &client, second).await.status(), 200, "lifting the suspension counts at once too");
+}
+
 #[tokio::test]
 async fn clients_created_by_the_operator_keep_their_initial_secret_in_the_table() {
     let app = TestApp::start().await;

@@ -1,0 +1,171 @@
+//! The token endpoint's view of its clients, kept in memory (SQLite only).
+//!
+//! Authenticating a client is a database read on every token, revocation and introspection
+//! request; on SQLite that read is a hand-off to sqlx's connection thread and back, which
+//! costs more than an ES256 signature (docs/performance.md). PostgreSQL queries are plain
+//! socket round trips from the async runtime, and several nodes would need notifications
+//! to stay in step, so there nothing is cached.
+//!
+//! Every write to a client, its scopes or its secrets drops all entries, in this process at
+//! once and in every other process on the same database file (the CLI, a second server)
+//! through a [`ChangeMarker`] file next to it, which each lookup reads before trusting an
+//! entry. So a suspension or a revoked secret counts at once, wherever it was made.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
+
+use crate::clock::Timestamp;
+use crate::crypto::random_bytes;
+use crate::model::Client;
+
+/// Entries are read again after this long (seconds) in any case: a bound on staleness should
+/// a marker ever fail to be written.
+const MAX_AGE: Timestamp = 60;
+
+/// Past this many entries the cache starts over, so that it stays small whatever the load.
+const MAX_ENTRIES: usize = 10_000;
+
+/// A client's unrevoked secrets; which of them have expired is decided at each use.
+#[derive(Clone, Debug)]
+pub struct StoredSecret {
+    pub hash: String,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct ClientCredentials {
+    pub client: Arc<Client>,
+    pub secrets: Arc<[StoredSecret]>,
+}
+
+impl ClientCredentials {
+    /// The hashes of the secrets that authenticate the client at `now`.
+    pub fn active_hashes(&self, now: Timestamp) -> Vec<String> {
+        self.secrets.iter().filter(|s| s.expires_at.is_none_or(|at| at > now)).map(|s| s.hash.clone()).collect()
+    }
+}
+
+/// Eight random bytes in a file next to the database, replaced after every committed write
+/// to clients by whichever process made it. Reading them is one `pread` from the page cache,
+/// far cheaper than the query it saves.
+#[derive(Debug)]
+struct ChangeMarker {
+    file: File,
+    /// The value this process last acted on; changed only under the entries' write lock.
+    seen: AtomicU64,
+}
+
+impl ChangeMarker {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let marker = Self { file, seen: AtomicU64::new(0) };
+        let current = match marker.read() {
+            Ok(value) => value,
+            Err(_) => marker.replace()?,
+        };
+        marker.seen.store(current, Ordering::Release);
+        Ok(marker)
+    }
+
+    fn read(&self) -> std::io::Result<u64> {
+        let mut bytes = [0u8; 8];
+        self.file.read_exact_at(&mut bytes, 0)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn replace(&self) -> std::io::Result<u64> {
+        let bytes = random_bytes::<8>();
+        self.file.write_all_at(&bytes, 0)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+}
+
+type Entries = HashMap<String, (Timestamp, ClientCredentials)>;
+
+#[derive(Debug)]
+pub(super) struct ClientCache {
+    entries: RwLock<Entries>,
+    /// Bumped by every forget: a read from the database that began before a write must not
+    /// put what it read back afterwards.
+    generation: AtomicU64,
+    /// `None` for an in-memory database, which no other process can open.
+    marker: Option<ChangeMarker>,
+}
+
+impl ClientCache {
+    /// A cache for the SQLite database `file` (`None`: in memory).
+    pub fn new(file: Option<&Path>) -> std::io::Result<Self> {
+        let marker = match file {
+            Some(file) => {
+                let mut name = file.as_os_str().to_owned();
+                name.push("-clients-changed");
+                Some(ChangeMarker::open(Path::new(&name))?)
+            }
+            None => None,
+        };
+        Ok(Self { entries: RwLock::default(), generation: AtomicU64::new(0), marker })
+    }
+
+    pub fn get(&self, id: &str, now: Timestamp) -> Option<ClientCredentials> {
+        if let Some(marker) = &self.marker {
+            // Unreadable counts as changed: nothing is trusted until it reads again.
+            let current = marker.read().ok();
+            if current != Some(marker.seen.load(Ordering::Acquire)) {
+                let mut entries = self.write();
+                if let Some(current) = current {
+                    marker.seen.store(current, Ordering::Release);
+                }
+                self.forget(&mut entries);
+                return None;
+            }
+        }
+        let entries = self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (loaded_at, credentials) = entries.get(id)?;
+        (*loaded_at <= now && now < loaded_at + MAX_AGE).then(|| credentials.clone())
+    }
+
+    /// Taken before reading from the database; handed to [`ClientCache::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn put(&self, id: &str, read_at: u64, now: Timestamp, credentials: ClientCredentials) {
+        let mut entries = self.write();
+        if self.generation.load(Ordering::Acquire) != read_at {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(id.to_string(), (now, credentials));
+    }
+
+    /// Called after every committed write to clients, client scopes or client secrets.
+    /// Writes are rare (admin and owner actions), so all entries go rather than tracking
+    /// which changed.
+    pub fn changed(&self) {
+        let mut entries = self.write();
+        if let Some(marker) = &self.marker {
+            match marker.replace() {
+                Ok(value) => marker.seen.store(value, Ordering::Release),
+                // Other processes keep their entries until the marker is writable again;
+                // this one forgets in any case.
+                Err(e) => tracing::error!(error = %e, "could not tell other processes that a client changed"),
+            }
+        }
+        self.forget(&mut entries);
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Entries> {
+        self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn forget(&self, entries: &mut Entries) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+}
