@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
     rows.push(("argon2id hash".into(), hash_cost));
     rows.push(("argon2id verify".into(), verify_cost));
 
-    // The exchange's transaction (`Store::redeem_code`: consume the code, store the grant),
+    // The exchange's writes (`Store::redeem_code`: consume the code, store the grant),
     // one after another on a fresh SQLite file with the server's settings (WAL,
     // synchronous=NORMAL); the codes are stored beforehand, untimed.
     let dir = tempfile::tempdir()?;
@@ -147,10 +147,11 @@ async fn redeem_cost(url: &str) -> anyhow::Result<f64> {
         }
         let start = Instant::now();
         for hash in &hashes {
+            let id = GrantId(random_id());
             let grant = |c: &NewCode| {
-                Some(NewGrant { id: GrantId(random_id()), client_id: c.client_id.clone(), scope: c.scope.clone(), auth: c.auth.clone(), created_at: 1_900_000_000, refresh: None })
+                Some(NewGrant { id: id.clone(), client_id: c.client_id.clone(), scope: c.scope.clone(), auth: c.auth.clone(), created_at: 1_900_000_000, refresh: None })
             };
-            store.redeem_code(hash, 1_900_000_000, grant).await?;
+            store.redeem_code(hash, &id, 1_900_000_000, grant).await?;
         }
         best = best.min(start.elapsed().as_secs_f64() / hashes.len() as f64);
     }

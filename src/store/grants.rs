@@ -61,10 +61,13 @@ fn grant_from_row(row: &AnyRow) -> Result<StoredGrant> {
     })
 }
 
-pub(super) async fn insert_grant(conn: &mut AnyConnection, grant: &NewGrant) -> Result<()> {
-    sqlx::query(
+/// Inserts the grant issued from the code `code_hash`, only while that code still names it
+/// (a replay of the code in between unnames it: see [`Store::redeem_code`]); false if not.
+pub(super) async fn insert_grant_for_code(conn: &mut AnyConnection, grant: &NewGrant, code_hash: &str) -> Result<bool> {
+    let inserted = sqlx::query(
         "INSERT INTO grants (id, client_id, user_id, scope, auth_time, amr, sid, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8
+         WHERE EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = $9 AND grant_id = $1)",
     )
     .bind(grant.id.as_str())
     .bind(grant.client_id.as_str())
@@ -74,12 +77,17 @@ pub(super) async fn insert_grant(conn: &mut AnyConnection, grant: &NewGrant) -> 
     .bind(grant.auth.amr.join(" "))
     .bind(&grant.auth.sid)
     .bind(grant.created_at)
+    .bind(code_hash)
     .execute(&mut *conn)
-    .await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
     if let Some(refresh) = &grant.refresh {
         insert_refresh(conn, &grant.id, &grant.client_id, refresh, grant.created_at).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 async fn insert_refresh(

@@ -304,6 +304,57 @@ async fn concurrent_redemption_of_one_code_succeeds_exactly_once() {
     }
 }
 
+/// On SQLite a redemption's statements run one by one (store/codes.rs): another process that
+/// replays the code between them must leave no live grant behind. On PostgreSQL they are one
+/// transaction whose row lock makes such a replay wait for its end (the test above), so there
+/// is nothing to interleave and this test has nothing to check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_by_another_process_between_the_statements_leaves_no_grant() {
+    use sluis::model::{Authentication, GrantId, UserId};
+    use sluis::store::{CodeRedemption, NewCode, NewGrant, Store};
+    let app = TestApp::start().await;
+    let url = app.state.config.database_url();
+    if !url.starts_with("sqlite:") {
+        return;
+    }
+    let (client, _) = app.client().await;
+    let now = app.clock.now();
+    let auth = Authentication { user_id: UserId("u1".into()), auth_time: now, amr: vec!["pwd".into()], sid: "s1".into() };
+    let code = NewCode {
+        code_hash: "replayed-code".into(),
+        client_id: client.id.clone(),
+        redirect_uri: "https://app.example/cb".into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: None,
+        auth: auth.clone(),
+        expires_at: now + 60,
+    };
+    app.state.store.insert_code(&code).await.unwrap();
+    let first = GrantId("first-grant".into());
+
+    let outcome = app
+        .state
+        .store
+        .redeem_code(&code.code_hash, &first, now, |stored| {
+            // The other process, on its own connection, between the two statements.
+            let replay = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let other = Store::connect(&url).await.unwrap();
+                    let outcome = other.redeem_code("replayed-code", &GrantId("second-grant".into()), now, |_| None).await.unwrap();
+                    matches!(outcome, CodeRedemption::Reused)
+                })
+            });
+            assert!(replay.join().unwrap(), "the other process sees a used code");
+            Some(NewGrant { id: first.clone(), client_id: stored.client_id.clone(), scope: stored.scope.clone(), auth: auth.clone(), created_at: now, refresh: None })
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, CodeRedemption::Reused), "the first exchange learns of the replay");
+    assert!(app.state.store.grant(&first).await.unwrap().is_none(), "no grant was stored");
+}
+
 #[tokio::test]
 async fn refresh_rotates_the_refresh_token() {
     let app = TestApp::start().await;

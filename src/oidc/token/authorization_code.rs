@@ -43,7 +43,7 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
     let mut failure = None;
     let outcome = app
         .store
-        .redeem_code(&token_hash(code), now, |stored| match check(stored, client, redirect_uri, verifier, now) {
+        .redeem_code(&token_hash(code), &grant_id, now, |stored| match check(stored, client, redirect_uri, verifier, now) {
             Ok(()) => Some(NewGrant {
                 id: grant_id.clone(),
                 client_id: client.id.clone(),
