@@ -1,4 +1,4 @@
-//! The token endpoint's view of its clients, kept in memory (SQLite only).
+//! Clients as the protocol endpoints and sign-in pages read them, kept in memory (SQLite only).
 //!
 //! Authenticating a client is a database read on every token, revocation and introspection
 //! request; on SQLite that read is a hand-off to sqlx's connection thread and back, which
@@ -17,14 +17,15 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use crate::clock::Timestamp;
 use crate::crypto::random_bytes;
 use crate::model::Client;
 
-/// Entries are read again after this long (seconds) in any case: a bound on staleness should
-/// a marker ever fail to be written.
-const MAX_AGE: Timestamp = 60;
+/// Entries are read again after this long in any case: a bound on staleness should a marker
+/// ever fail to be written.
+const MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Past this many entries the cache starts over, so that it stays small whatever the load.
 const MAX_ENTRIES: usize = 10_000;
@@ -84,7 +85,7 @@ impl ChangeMarker {
     }
 }
 
-type Entries = HashMap<String, (Timestamp, ClientCredentials)>;
+type Entries = HashMap<String, (Instant, ClientCredentials)>;
 
 #[derive(Debug)]
 pub(super) struct ClientCache {
@@ -110,7 +111,7 @@ impl ClientCache {
         Ok(Self { entries: RwLock::default(), generation: AtomicU64::new(0), marker })
     }
 
-    pub fn get(&self, id: &str, now: Timestamp) -> Option<ClientCredentials> {
+    pub fn get(&self, id: &str) -> Option<ClientCredentials> {
         if let Some(marker) = &self.marker {
             // Unreadable counts as changed: nothing is trusted until it reads again.
             let current = marker.read().ok();
@@ -125,7 +126,7 @@ impl ClientCache {
         }
         let entries = self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (loaded_at, credentials) = entries.get(id)?;
-        (*loaded_at <= now && now < loaded_at + MAX_AGE).then(|| credentials.clone())
+        (loaded_at.elapsed() < MAX_AGE).then(|| credentials.clone())
     }
 
     /// Taken before reading from the database; handed to [`ClientCache::put`].
@@ -133,7 +134,7 @@ impl ClientCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    pub fn put(&self, id: &str, read_at: u64, now: Timestamp, credentials: ClientCredentials) {
+    pub fn put(&self, id: &str, read_at: u64, credentials: ClientCredentials) {
         let mut entries = self.write();
         if self.generation.load(Ordering::Acquire) != read_at {
             return;
@@ -141,7 +142,7 @@ impl ClientCache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(id.to_string(), (now, credentials));
+        entries.insert(id.to_string(), (Instant::now(), credentials));
     }
 
     /// Called after every committed write to clients, client scopes or client secrets.

@@ -103,25 +103,27 @@ impl Store {
         Ok(())
     }
 
+    /// The client `id` with its approved scopes, on SQLite from the client cache when it
+    /// holds it (see `store/client_cache.rs`: every write, in any process, empties it).
     pub async fn client(&self, id: &str) -> Result<Option<Client>> {
-        Ok(self.client_rows(id, false).await?.map(|credentials| Arc::unwrap_or_clone(credentials.client)))
+        Ok(self.client_credentials(id).await?.map(|credentials| Arc::unwrap_or_clone(credentials.client)))
     }
 
     /// The client with the hashes of the secrets that authenticate it at `now` (the token
-    /// endpoint's hot path), on SQLite from the client cache when it holds them (see
-    /// `store/client_cache.rs`: every write, in any process, empties it).
+    /// endpoint's hot path), cached as [`Store::client`] is.
     pub async fn client_with_secret_hashes(&self, id: &str, now: Timestamp) -> Result<Option<(Arc<Client>, Vec<String>)>> {
-        let Some(cache) = &self.client_cache else {
-            return Ok(self.client_rows(id, true).await?.map(|credentials| (Arc::clone(&credentials.client), credentials.active_hashes(now))));
-        };
-        if let Some(credentials) = cache.get(id, now) {
-            return Ok(Some((Arc::clone(&credentials.client), credentials.active_hashes(now))));
+        Ok(self.client_credentials(id).await?.map(|credentials| (Arc::clone(&credentials.client), credentials.active_hashes(now))))
+    }
+
+    async fn client_credentials(&self, id: &str) -> Result<Option<ClientCredentials>> {
+        let Some(cache) = &self.client_cache else { return self.client_rows(id).await };
+        if let Some(credentials) = cache.get(id) {
+            return Ok(Some(credentials));
         }
         let read_at = cache.generation();
-        let Some(credentials) = self.client_rows(id, true).await? else { return Ok(None) };
-        let found = (Arc::clone(&credentials.client), credentials.active_hashes(now));
-        cache.put(id, read_at, now, credentials);
-        Ok(Some(found))
+        let Some(credentials) = self.client_rows(id).await? else { return Ok(None) };
+        cache.put(id, read_at, credentials.clone());
+        Ok(Some(credentials))
     }
 
     /// Called after each committed write to clients, their scopes or secrets.
@@ -131,21 +133,20 @@ impl Store {
         }
     }
 
-    /// One query: the client row joined with its approved scopes and, `with_secrets`, its
-    /// unrevoked secrets, one per row (`kind` says which; none: one row of NULLs).
-    async fn client_rows(&self, id: &str, with_secrets: bool) -> Result<Option<ClientCredentials>> {
+    /// One query: the client row joined with its approved scopes and its unrevoked secrets,
+    /// one per row (`kind` says which; none: one row of NULLs).
+    async fn client_rows(&self, id: &str) -> Result<Option<ClientCredentials>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CLIENT_COLUMNS}, x.kind, x.value, x.expires_at AS secret_expires_at
              FROM clients c LEFT JOIN (
                  SELECT 'scope' AS kind, scope AS value, NULL AS expires_at FROM client_scopes WHERE client_id = $1 AND state = 'approved'
                  UNION ALL
                  SELECT 'secret' AS kind, secret_hash AS value, expires_at FROM client_secrets
-                 WHERE client_id = $1 AND $2 = 1 AND revoked_at IS NULL
+                 WHERE client_id = $1 AND revoked_at IS NULL
              ) x ON 1 = 1
              WHERE c.id = $1"
         )))
         .bind(id)
-        .bind(i64::from(with_secrets))
         .fetch_all(&self.pool)
         .await?;
         let Some(first) = rows.first() else { return Ok(None) };

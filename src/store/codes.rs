@@ -137,8 +137,10 @@ async fn revoke_replayed(conn: &mut AnyConnection, code_hash: &str, now: Timesta
     let used = sqlx::query("SELECT grant_id FROM authorization_codes WHERE code_hash = $1").bind(code_hash).fetch_optional(&mut *tx).await?;
     let Some(row) = used else { return Ok(CodeRedemption::Unknown) };
     if let Some(grant_id) = row.try_get::<Option<String>, _>("grant_id")? {
-        super::grants::revoke_grant_in(&mut tx, &GrantId(grant_id), now).await?;
+        // The code's row first, then the grant's: the order the redemption itself takes them
+        // in, so that on PostgreSQL concurrent replays and the redemption cannot deadlock.
         sqlx::query("UPDATE authorization_codes SET grant_id = NULL WHERE code_hash = $1").bind(code_hash).execute(&mut *tx).await?;
+        super::grants::revoke_grant_in(&mut tx, &GrantId(grant_id), now).await?;
     }
     tx.commit().await?;
     Ok(CodeRedemption::Reused)
