@@ -1,7 +1,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::grants::{NewGrant, insert_grant_for_code};
+use super::grants::{NewGrant, insert_grants};
 use super::{Result, Store};
 use crate::clock::Timestamp;
 use crate::model::{Authentication, ClientId, GrantId};
@@ -67,14 +67,12 @@ impl Store {
     /// check it (client, redirect URI, PKCE, expiry) and, if it passes, stores the grant
     /// `decide` returns (with that id). A failed check still consumes the code. Concurrent
     /// redemptions serialise on the row, so exactly one sees it unused; a replay revokes the
-    /// grant the code names and unnames it, so a grant not yet stored never will be.
+    /// grant the code names and unnames it, and a grant is stored only while its code names
+    /// it, so a replay between the two steps leaves no grant behind.
     ///
-    /// On PostgreSQL this is one transaction. On SQLite the statements run one by one inside
-    /// this process' write turn, which already keeps other redemptions out: each statement is
-    /// then one hand-off to sqlx's connection thread instead of four for a transaction, and
-    /// SQLite's single writer has the next exchange waiting on exactly that (issue 6). The
-    /// guard in [`insert_grant_for_code`] covers another process replaying the code between
-    /// the two statements.
+    /// On PostgreSQL this is one transaction. On SQLite both steps go through the
+    /// redemption task (`store/redemption_batch.rs`), which runs the redemptions waiting at
+    /// the same moment together.
     pub async fn redeem_code(
         &self,
         code_hash: &str,
@@ -82,52 +80,59 @@ impl Store {
         now: Timestamp,
         decide: impl FnOnce(&NewCode) -> Option<NewGrant>,
     ) -> Result<CodeRedemption> {
-        // Held to the end: on SQLite, the statements below are one step for this process.
-        let turn = self.write_turn().await;
-        let mut steps = match turn.is_some() {
-            true => Steps::OneByOne(self.pool.acquire().await?),
-            false => Steps::Transaction(self.pool.begin().await?),
-        };
-        let conn = steps.connection();
-        let row = sqlx::query(
-            "UPDATE authorization_codes SET used_at = $2, grant_id = $3 WHERE code_hash = $1 AND used_at IS NULL
-             RETURNING client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, sid, expires_at",
-        )
-        .bind(code_hash)
-        .bind(now)
-        .bind(grant_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let outcome = match row {
-            Some(row) => {
-                let code = code_from_row(code_hash, &row)?;
-                match decide(&code) {
-                    Some(grant) if !insert_grant_for_code(conn, &grant, code_hash).await? => CodeRedemption::Reused,
-                    _ => CodeRedemption::Redeemed(Box::new(code)),
-                }
-            }
-            None => revoke_replayed(conn, code_hash, now).await?,
-        };
-        if let Steps::Transaction(tx) = steps {
-            tx.commit().await?;
+        if let Some(batcher) = &self.redemptions {
+            let Some((code, decision)) = batcher.consume(code_hash, grant_id, now).await? else {
+                let _turn = self.write_turn().await;
+                return revoke_replayed(&mut *self.pool.acquire().await?, code_hash, now).await;
+            };
+            let stored = decision.decide(decide(&code)).await?;
+            return Ok(if stored { CodeRedemption::Redeemed(Box::new(code)) } else { CodeRedemption::Reused });
         }
+        let mut tx = self.pool.begin().await?;
+        let consumed = consume_codes(&mut tx, &[(code_hash.to_string(), grant_id.clone(), now)]).await?.pop().flatten();
+        let outcome = match consumed {
+            Some(code) => {
+                let stored = match decide(&code) {
+                    Some(grant) => insert_grants(&mut tx, &[(grant, code_hash.to_string())]).await?.pop().unwrap_or(false),
+                    None => true,
+                };
+                if stored { CodeRedemption::Redeemed(Box::new(code)) } else { CodeRedemption::Reused }
+            }
+            None => revoke_replayed(&mut tx, code_hash, now).await?,
+        };
+        tx.commit().await?;
         Ok(outcome)
     }
 }
 
-/// How [`Store::redeem_code`] runs its statements (see there).
-enum Steps {
-    Transaction(sqlx::Transaction<'static, sqlx::Any>),
-    OneByOne(sqlx::pool::PoolConnection<sqlx::Any>),
-}
-
-impl Steps {
-    fn connection(&mut self) -> &mut AnyConnection {
-        match self {
-            Steps::Transaction(tx) => tx,
-            Steps::OneByOne(conn) => conn,
-        }
+/// Marks each `(code hash, grant id, now)` used at `now` and naming that grant, in one
+/// statement for all; each code as it was, in order, or `None` if it was unknown or already
+/// used (of two redemptions of one code in the same statement, the first wins).
+pub(super) async fn consume_codes(conn: &mut AnyConnection, codes: &[(String, GrantId, Timestamp)]) -> Result<Vec<Option<NewCode>>> {
+    let whens = |value: usize| (0..codes.len()).map(|i| format!("WHEN ${} THEN ${}", 3 * i + 1, 3 * i + value)).collect::<Vec<_>>().join(" ");
+    let hashes: Vec<String> = (0..codes.len()).map(|i| format!("${}", 3 * i + 1)).collect();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE authorization_codes SET used_at = CASE code_hash {} END, grant_id = CASE code_hash {} END
+         WHERE code_hash IN ({}) AND used_at IS NULL
+         RETURNING code_hash, grant_id, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, sid, expires_at",
+        whens(3),
+        whens(2),
+        hashes.join(", ")
+    )));
+    for (code_hash, grant_id, now) in codes {
+        query = query.bind(code_hash).bind(grant_id.as_str()).bind(*now);
     }
+    let rows = query.fetch_all(&mut *conn).await?;
+    codes
+        .iter()
+        .map(|(code_hash, grant_id, _)| {
+            let mut won = rows.iter().filter(|row| {
+                row.try_get::<String, _>("code_hash").is_ok_and(|h| h == *code_hash)
+                    && row.try_get::<Option<String>, _>("grant_id").is_ok_and(|g| g.as_deref() == Some(grant_id.as_str()))
+            });
+            won.next().map(|row| code_from_row(code_hash, row)).transpose()
+        })
+        .collect()
 }
 
 /// A code that was used before (RFC 6749 §4.1.2): the grant it names is revoked, and the

@@ -61,33 +61,45 @@ fn grant_from_row(row: &AnyRow) -> Result<StoredGrant> {
     })
 }
 
-/// Inserts the grant issued from the code `code_hash`, only while that code still names it
-/// (a replay of the code in between unnames it: see [`Store::redeem_code`]); false if not.
-pub(super) async fn insert_grant_for_code(conn: &mut AnyConnection, grant: &NewGrant, code_hash: &str) -> Result<bool> {
-    let inserted = sqlx::query(
+/// Inserts each grant issued from its code, only while that code still names it (a replay
+/// of the code in between unnames it: see [`Store::redeem_code`]), in one statement for
+/// all; whether each was stored, in order.
+pub(super) async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant, String)]) -> Result<Vec<bool>> {
+    const PER_GRANT: usize = 9;
+    let rows: Vec<String> = (0..grants.len())
+        .map(|i| format!("({})", (1..=PER_GRANT).map(|c| format!("${}", i * PER_GRANT + c)).collect::<Vec<_>>().join(", ")))
+        .collect();
+    // VALUES columns are named column1, column2, … in SQLite and PostgreSQL alike.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO grants (id, client_id, user_id, scope, auth_time, amr, sid, created_at)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8
-         WHERE EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = $9 AND grant_id = $1)",
-    )
-    .bind(grant.id.as_str())
-    .bind(grant.client_id.as_str())
-    .bind(grant.auth.user_id.as_str())
-    .bind(&grant.scope)
-    .bind(grant.auth.auth_time)
-    .bind(grant.auth.amr.join(" "))
-    .bind(&grant.auth.sid)
-    .bind(grant.created_at)
-    .bind(code_hash)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(false);
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8
+         FROM (VALUES {}) AS v
+         WHERE EXISTS (SELECT 1 FROM authorization_codes c WHERE c.code_hash = v.column9 AND c.grant_id = v.column1)
+         RETURNING id",
+        rows.join(", ")
+    )));
+    for (grant, code_hash) in grants {
+        query = query
+            .bind(grant.id.as_str())
+            .bind(grant.client_id.as_str())
+            .bind(grant.auth.user_id.as_str())
+            .bind(&grant.scope)
+            .bind(grant.auth.auth_time)
+            .bind(grant.auth.amr.join(" "))
+            .bind(&grant.auth.sid)
+            .bind(grant.created_at)
+            .bind(code_hash);
     }
-    if let Some(refresh) = &grant.refresh {
-        insert_refresh(conn, &grant.id, &grant.client_id, refresh, grant.created_at).await?;
+    let inserted: Vec<String> = query.fetch_all(&mut *conn).await?.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
+    let mut stored = Vec::with_capacity(grants.len());
+    for (grant, _) in grants {
+        let is_stored = inserted.iter().any(|id| id == grant.id.as_str());
+        if is_stored && let Some(refresh) = &grant.refresh {
+            insert_refresh(conn, &grant.id, &grant.client_id, refresh, grant.created_at).await?;
+        }
+        stored.push(is_stored);
     }
-    Ok(true)
+    Ok(stored)
 }
 
 async fn insert_refresh(

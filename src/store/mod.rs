@@ -15,6 +15,7 @@ mod grant_review;
 mod grants;
 mod keys;
 mod login_events;
+mod redemption_batch;
 mod second_factors;
 mod sessions;
 mod throttle;
@@ -59,6 +60,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A grouped statement failed (store/redemption_batch.rs): every caller gets its message.
+    #[error("database: {0}")]
+    Batch(String),
     #[error("the client change marker next to the database: {0}")]
     ChangeMarker(std::io::Error),
 }
@@ -76,12 +80,14 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    /// SQLite only: taken by the hot write transactions (code redemption) so that they queue
+    /// SQLite only: taken by the hot writes (code redemption) so that they queue
     /// here rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10… ms between
     /// retries while another connection holds the write lock.
     sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>>,
     /// SQLite only; shared by every clone of this store.
     client_cache: Option<Arc<client_cache::ClientCache>>,
+    /// SQLite only: code redemptions, run in groups under the write turn.
+    redemptions: Option<Arc<redemption_batch::RedemptionBatcher>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -120,7 +126,9 @@ impl Store {
             true => Some(Arc::new(client_cache::ClientCache::new(sqlite_file(url)?.as_deref()).map_err(StoreError::ChangeMarker)?)),
             false => None,
         };
-        Ok(Self { pool, sqlite_writes: sqlite.then(Arc::default), client_cache })
+        let sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>> = sqlite.then(Arc::default);
+        let redemptions = sqlite_writes.as_ref().map(|turn| Arc::new(redemption_batch::RedemptionBatcher::start(pool.clone(), Arc::clone(turn))));
+        Ok(Self { pool, sqlite_writes, client_cache, redemptions })
     }
 
     /// Waits for this process' turn to write on SQLite (nothing to wait for on PostgreSQL,

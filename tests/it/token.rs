@@ -304,7 +304,47 @@ async fn concurrent_redemption_of_one_code_succeeds_exactly_once() {
     }
 }
 
-/// On SQLite a redemption's statements run one by one (store/codes.rs): another process that
+/// Many codes exchanged at once (on SQLite they are redeemed in groups, one statement per
+/// step for the group): each exchange gets its own tokens, from its own grant, with its
+/// refresh token, and a code used twice still fails only its replay.
+#[tokio::test]
+async fn many_codes_exchanged_at_once_each_get_their_own_grant() {
+    let app = TestApp::start().await;
+    app.user(EMAIL).await;
+    let (client, secret) = app.client().await;
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        codes.push(app.code_for(&client, EMAIL, "openid offline_access").await);
+    }
+    codes.push(codes[0].clone());
+    let mut tasks = JoinSet::new();
+    for (code, verifier) in codes {
+        let request = app.http().post(app.url("/token")).basic_auth(client.id.as_str(), Some(&secret)).form(&code_form(&code, &verifier));
+        tasks.spawn(async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        });
+    }
+    let results = tasks.join_all().await;
+    let failed: Vec<_> = results.iter().filter(|(status, _)| *status != 200).collect();
+    assert_eq!(failed.len(), 1, "only one of the two uses of the first code fails: {failed:?}");
+    assert_eq!(failed[0].1["error"], "invalid_grant");
+    let issued: Vec<&Value> = results.iter().filter(|(status, _)| *status == 200).map(|(_, body)| body).collect();
+    let grants: std::collections::HashSet<String> = issued.iter().map(|body| jwt_claims(str_of(body, "access_token"))["gid"].as_str().unwrap().to_string()).collect();
+    assert_eq!(grants.len(), 12, "one grant per code");
+    // The replay revoked the grant of the first code's winning exchange (its access and
+    // refresh tokens); every other exchange's tokens work, refresh token included.
+    let mut working = 0;
+    for body in &issued {
+        let userinfo = userinfo_status(&app, str_of(body, "access_token")).await;
+        let refreshed = refresh(&app, &client, &secret, str_of(body, "refresh_token")).await.status().as_u16();
+        assert_eq!(userinfo == 200, refreshed == 200, "access and refresh token of one grant agree: {userinfo} {refreshed}");
+        working += usize::from(userinfo == 200);
+    }
+    assert_eq!(working, 11, "all but the replayed code's tokens work");
+}
+
+/// On SQLite a redemption's two steps are separate statements (store/redemption_batch.rs): another process that
 /// replays the code between them must leave no live grant behind. On PostgreSQL they are one
 /// transaction whose row lock makes such a replay wait for its end (the test above), so there
 /// is nothing to interleave and this test has nothing to check.
