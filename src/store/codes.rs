@@ -118,7 +118,8 @@ pub(super) async fn consume_codes(conn: &mut AnyConnection, codes: &[(String, Gr
         whens(3),
         whens(2),
         hashes.join(", ")
-    )));
+    )))
+    .persistent(codes.len() == 1);
     for (code_hash, grant_id, now) in codes {
         query = query.bind(code_hash).bind(grant_id.as_str()).bind(*now);
     }

@@ -77,7 +77,10 @@ pub(super) async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant,
          WHERE EXISTS (SELECT 1 FROM authorization_codes c WHERE c.code_hash = v.column9 AND c.grant_id = v.column1)
          RETURNING id",
         rows.join(", ")
-    )));
+    )))
+    // Each group size is its own statement text: only the one-row form is worth keeping
+    // prepared on every connection (dozens of sizes would hold tens of MB there).
+    .persistent(grants.len() == 1);
     for (grant, code_hash) in grants {
         query = query
             .bind(grant.id.as_str())

@@ -103,7 +103,9 @@ impl Store {
         // retry until its acquire timeout and then only say "pool timed out".
         sqlx::Connection::close(sqlx::ConnectOptions::connect(&options).await?).await?;
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 8 } else { 16 })
+            // SQLite has one writer and each connection its own thread and page cache (2 MiB):
+            // four cover the readers of a small machine without the memory of more.
+            .max_connections(if sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
             // sqlx pings a connection when it goes back to the pool; on SQLite (in process,
             // one worker thread per connection) a second ping before each use only adds a
