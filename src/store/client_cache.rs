@@ -4,7 +4,7 @@
 //! request; on SQLite that read is a hand-off to sqlx's connection thread and back, which
 //! costs more than an ES256 signature (docs/performance.md). PostgreSQL queries are plain
 //! socket round trips from the async runtime, and several nodes would need notifications
-//! to stay in step, so there nothing is cached.
+//! to stay in step, so there nothing is cached (nor when the marker below cannot be created).
 //!
 //! Every write to a client, its scopes or its secrets drops all entries, in this process at
 //! once and in every other process on the same database file (the CLI, a second server)

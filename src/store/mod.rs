@@ -63,8 +63,6 @@ pub enum StoreError {
     /// A grouped statement failed (store/redemption_batch.rs): every caller gets its message.
     #[error("database: {0}")]
     Batch(String),
-    #[error("the client change marker next to the database: {0}")]
-    ChangeMarker(std::io::Error),
 }
 
 /// Turns a unique-constraint violation into [`StoreError::Conflict`], once, here.
@@ -124,8 +122,16 @@ impl Store {
             })
             .connect_with(options)
             .await?;
+        // Without its change marker (a read-only directory) the cache could miss another
+        // process' change, so there is none: every lookup reads the database.
         let client_cache = match sqlite {
-            true => Some(Arc::new(client_cache::ClientCache::new(sqlite_file(url)?.as_deref()).map_err(StoreError::ChangeMarker)?)),
+            true => match client_cache::ClientCache::new(sqlite_file(url)?.as_deref()) {
+                Ok(cache) => Some(Arc::new(cache)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no client cache: the change marker next to the database cannot be opened");
+                    None
+                }
+            },
             false => None,
         };
         let sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>> = sqlite.then(Arc::default);

@@ -340,6 +340,26 @@ async fn changes_made_by_another_process_count_at_once() {
     assert_eq!(client_credentials(&app, &client, second).await.status(), 200, "lifting the suspension counts at once too");
 }
 
+/// A SQLite database whose change marker cannot be created (here a directory is in its way)
+/// still serves, without the client cache: another process' change counts at once all the same.
+#[tokio::test]
+async fn without_its_change_marker_the_server_reads_clients_from_the_database() {
+    let blocked = tempfile::tempdir().unwrap();
+    std::fs::create_dir(blocked.path().join("sluis.db-clients-changed")).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", blocked.path().join("sluis.db").display());
+    let app = TestApp::start_with(|config| {
+        if config.database_url.as_deref().is_some_and(|u| u.starts_with("sqlite:")) {
+            config.database_url = Some(url.clone());
+        }
+    })
+    .await;
+    let (client, secret) = app.client().await;
+    assert_eq!(client_credentials(&app, &client, &secret).await.status(), 200);
+    let other = sluis::store::Store::connect(&app.state.config.database_url()).await.unwrap();
+    assert!(other.set_client_status(&client.id, ClientStatus::Suspended).await.unwrap());
+    assert_invalid_client(&app, &client, &secret).await;
+}
+
 #[tokio::test]
 async fn clients_created_by_the_operator_keep_their_initial_secret_in_the_table() {
     let app = TestApp::start().await;
