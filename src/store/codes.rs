@@ -109,19 +109,27 @@ impl Store {
 /// statement for all; each code as it was, in order, or `None` if it was unknown or already
 /// used (of two redemptions of one code in the same statement, the first wins).
 pub(super) async fn consume_codes(conn: &mut AnyConnection, codes: &[(String, GrantId, Timestamp)]) -> Result<Vec<Option<NewCode>>> {
-    let whens = |value: usize| (0..codes.len()).map(|i| format!("WHEN ${} THEN ${}", 3 * i + 1, 3 * i + value)).collect::<Vec<_>>().join(" ");
-    let hashes: Vec<String> = (0..codes.len()).map(|i| format!("${}", 3 * i + 1)).collect();
+    // $1…$n the hashes, then the grant ids, then the times, each in the order of `codes`.
+    let n = codes.len();
+    let whens = |offset: usize| (1..=n).map(|i| format!("WHEN ${i} THEN ${}", i + offset)).collect::<Vec<_>>().join(" ");
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE authorization_codes SET used_at = CASE code_hash {} END, grant_id = CASE code_hash {} END
          WHERE code_hash IN ({}) AND used_at IS NULL
          RETURNING code_hash, grant_id, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, sid, expires_at",
-        whens(3),
-        whens(2),
-        hashes.join(", ")
+        whens(2 * n),
+        whens(n),
+        super::placeholders(1, n)
     )))
-    .persistent(codes.len() == 1);
-    for (code_hash, grant_id, now) in codes {
-        query = query.bind(code_hash).bind(grant_id.as_str()).bind(*now);
+    // Each group size is its own statement text: only the one-code form is kept prepared.
+    .persistent(n == 1);
+    for (code_hash, _, _) in codes {
+        query = query.bind(code_hash);
+    }
+    for (_, grant_id, _) in codes {
+        query = query.bind(grant_id.as_str());
+    }
+    for (_, _, now) in codes {
+        query = query.bind(*now);
     }
     let rows = query.fetch_all(&mut *conn).await?;
     codes

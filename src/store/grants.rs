@@ -66,9 +66,7 @@ fn grant_from_row(row: &AnyRow) -> Result<StoredGrant> {
 /// all; whether each was stored, in order.
 pub(super) async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant, String)]) -> Result<Vec<bool>> {
     const PER_GRANT: usize = 9;
-    let rows: Vec<String> = (0..grants.len())
-        .map(|i| format!("({})", (1..=PER_GRANT).map(|c| format!("${}", i * PER_GRANT + c)).collect::<Vec<_>>().join(", ")))
-        .collect();
+    let rows: Vec<String> = (0..grants.len()).map(|i| format!("({})", super::placeholders(i * PER_GRANT + 1, PER_GRANT))).collect();
     // VALUES columns are named column1, column2, … in SQLite and PostgreSQL alike.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO grants (id, client_id, user_id, scope, auth_time, amr, sid, created_at)
@@ -94,36 +92,36 @@ pub(super) async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant,
             .bind(code_hash);
     }
     let inserted: Vec<String> = query.fetch_all(&mut *conn).await?.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
-    let mut stored = Vec::with_capacity(grants.len());
-    for (grant, _) in grants {
-        let is_stored = inserted.iter().any(|id| id == grant.id.as_str());
-        if is_stored && let Some(refresh) = &grant.refresh {
-            insert_refresh(conn, &grant.id, &grant.client_id, refresh, grant.created_at).await?;
-        }
-        stored.push(is_stored);
-    }
+    let stored: Vec<bool> = grants.iter().map(|(grant, _)| inserted.iter().any(|id| id == grant.id.as_str())).collect();
+    let refreshes: Vec<NewRefreshRow<'_>> = grants
+        .iter()
+        .zip(&stored)
+        .filter(|(_, stored)| **stored)
+        .filter_map(|((grant, _), _)| grant.refresh.as_ref().map(|refresh| (&grant.id, &grant.client_id, refresh, grant.created_at)))
+        .collect();
+    insert_refreshes(conn, &refreshes).await?;
     Ok(stored)
 }
 
-async fn insert_refresh(
-    conn: &mut AnyConnection,
-    grant: &GrantId,
-    client: &ClientId,
-    refresh: &NewRefresh,
-    now: Timestamp,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&refresh.token_hash)
-    .bind(grant.as_str())
-    .bind(client.as_str())
-    .bind(&refresh.scope)
-    .bind(now)
-    .bind(refresh.expires_at)
-    .execute(&mut *conn)
-    .await?;
+/// A refresh token to insert: its grant, client, the token, and when it was issued.
+type NewRefreshRow<'a> = (&'a GrantId, &'a ClientId, &'a NewRefresh, Timestamp);
+
+/// Inserts refresh tokens, in one statement for all (none: nothing to do).
+async fn insert_refreshes(conn: &mut AnyConnection, refreshes: &[NewRefreshRow<'_>]) -> Result<()> {
+    const PER_TOKEN: usize = 6;
+    if refreshes.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..refreshes.len()).map(|i| format!("({})", super::placeholders(i * PER_TOKEN + 1, PER_TOKEN))).collect();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at) VALUES {}",
+        rows.join(", ")
+    )))
+    .persistent(refreshes.len() == 1);
+    for (grant, client, refresh, now) in refreshes {
+        query = query.bind(&refresh.token_hash).bind(grant.as_str()).bind(client.as_str()).bind(&refresh.scope).bind(*now).bind(refresh.expires_at);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -199,7 +197,7 @@ impl Store {
         };
         match outcome {
             RefreshOutcome::Replayed => revoke_grant_in(&mut tx, &grant.id, now).await?,
-            _ => insert_refresh(&mut tx, &grant.id, &grant.client_id, new, now).await?,
+            _ => insert_refreshes(&mut tx, &[(&grant.id, &grant.client_id, new, now)]).await?,
         }
         tx.commit().await?;
         Ok(outcome)

@@ -383,9 +383,8 @@ impl Store {
         // Numbered placeholders must all be used: the ids follow the one or two values.
         let first = if login { 3 } else { 2 };
         for chunk in row_ids.chunks(500) {
-            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + first)).collect();
             let key_update = if login { ", ip_key = $2" } else { "" };
-            let sql = format!("UPDATE {name} SET ip = $1{key_update}, ip_truncated = 1 WHERE {id} IN ({})", placeholders.join(", "));
+            let sql = format!("UPDATE {name} SET ip = $1{key_update}, ip_truncated = 1 WHERE {id} IN ({})", super::placeholders(first, chunk.len()));
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ip.map(str::to_string));
             if login {
                 query = query.bind(ip_key.map(str::to_string));

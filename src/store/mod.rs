@@ -179,6 +179,11 @@ fn auth_from_row(row: &sqlx::any::AnyRow) -> Result<crate::model::Authentication
     })
 }
 
+/// `$first, $first+1, …`: `count` numbered placeholders for a statement built for a list.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 fn flag(b: bool) -> i64 {
     i64::from(b)
 }

@@ -88,10 +88,7 @@ impl Store {
             return Ok(());
         }
         // `key IN (NULL)` matches nothing, for an empty list.
-        let list = |from: usize, n: usize| match n {
-            0 => "NULL".to_string(),
-            _ => (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
-        };
+        let list = |from: usize, n: usize| if n == 0 { "NULL".to_string() } else { super::placeholders(from, n) };
         let (resets, withdraws) = (list(2, reset.len()), list(2 + reset.len(), withdraw.len()));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE login_throttle SET
