@@ -143,6 +143,8 @@ async fn deletion_erases_every_row_naming_the_user_and_their_clients() {
     let change = sluis::store::NewEmailChange { token_hash: "change-hash", user_id: &ada.id, new_email: "ada.new@example.com", created_at: now, expires_at: now + 86_400 };
     assert!(store.put_email_change(&change, now).await.unwrap());
     store.link_upstream_identity("google", ada.id.as_str(), &ada.id, now).await.unwrap();
+    // A code issued before the deletion and exchanged after it.
+    let (unused_code, unused_verifier) = app.code_for(&shop, ADA, "openid").await;
     let (_, challenge) = pkce();
     let pending = app.browser().get(&app.authorize_url(&shop, "openid", &challenge, &[("login_hint", "ADA@example.com")])).await;
     assert!(pending.status().is_redirection());
@@ -187,6 +189,10 @@ async fn deletion_erases_every_row_naming_the_user_and_their_clients() {
     assert_eq!(response.status(), 401);
     assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
     let response = refresh(&app, &shop, &shop_secret, &ada_tokens).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let exchange = [("grant_type", "authorization_code"), ("code", unused_code.as_str()), ("redirect_uri", REDIRECT_URI), ("code_verifier", unused_verifier.as_str())];
+    let response = app.token(&shop, Some(&shop_secret), &exchange).await;
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_grant");
     let response = userinfo(&app, &bob_at_notebook).await;

@@ -70,7 +70,6 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
     if let Some(failure) = failure {
         return Err(failure);
     }
-    let user = app.store.user(&stored.auth.user_id).await?.ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
-    let grant = UserGrant { user: &user, auth: &stored.auth, grant: &grant_id, scope: &stored.scope };
+    let grant = UserGrant { auth: &stored.auth, grant: &grant_id, scope: &stored.scope };
     user_tokens(app, client, &grant, stored.nonce.as_deref(), refresh)
 }

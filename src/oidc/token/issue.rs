@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::crypto::{b64url, jwt, random_id};
 use crate::error::OAuthError;
-use crate::model::{Authentication, Client, GrantId, SigningAlg, User};
+use crate::model::{Authentication, Client, GrantId, SigningAlg};
 use crate::privacy::{self, ScopeSet};
 use crate::state::AppState;
 
@@ -42,9 +42,10 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
-/// What a user token is about.
+/// What a user token is about. The user (`auth.user_id`) is not read again at issuance: a
+/// code, grant or refresh token row exists only while its user does (erasure deletes them in
+/// the same transaction as the user), so having found one is proof enough.
 pub struct UserGrant<'a> {
-    pub user: &'a User,
     pub auth: &'a Authentication,
     pub grant: &'a GrantId,
     pub scope: &'a str,
@@ -85,7 +86,7 @@ pub fn id_token(app: &AppState, client: &Client, grant: &UserGrant<'_>, nonce: O
     let now = app.now();
     let mut claims = serde_json::json!({
         "iss": app.issuer(),
-        "sub": app.subject(client, &grant.user.id),
+        "sub": app.subject(client, &grant.auth.user_id),
         "aud": client.id.as_str(),
         "exp": now + i64::from(app.config.id_token_ttl),
         "iat": now,
@@ -117,7 +118,7 @@ pub fn user_tokens(
     let granted = ScopeSet::parse(grant.scope).unwrap_or_default();
     let scope = privacy::grantable(&client.policy(&app.scopes), &granted).to_string();
     let grant = &UserGrant { scope: &scope, ..*grant };
-    let subject = app.subject(client, &grant.user.id);
+    let subject = app.subject(client, &grant.auth.user_id);
     let access = access_token(app, client, &subject, Some(grant), grant.scope)?;
     let openid = grant.scope.split(' ').any(|s| s == "openid");
     let id = if openid { Some(id_token(app, client, grant, nonce, &access)?) } else { None };

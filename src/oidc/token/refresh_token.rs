@@ -33,7 +33,6 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
         }
         None => granted,
     };
-    let user = app.store.user(&stored.grant.auth.user_id).await?.ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
 
     let new_token = random_token();
     let new = NewRefresh {
@@ -50,7 +49,7 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
         }
     }
     let scope = scope.to_string();
-    let grant = UserGrant { user: &user, auth: &stored.grant.auth, grant: &stored.grant.id, scope: &scope };
+    let grant = UserGrant { auth: &stored.grant.auth, grant: &stored.grant.id, scope: &scope };
     // OpenID Connect Core §12.2: the new ID token carries no nonce.
     user_tokens(app, client, &grant, None, Some(new_token))
 }
