@@ -59,9 +59,14 @@ pub fn app(state: AppState) -> Router {
         .layer(sessions);
     // Protocol endpoints, the user API and static files never see the session: a cookie a
     // client app happens to send is ignored, and the hot paths skip the session machinery.
-    let clients = Router::new()
+    // Requests that sign or check tokens: password hashing yields to them when they contend.
+    let protocol = Router::new()
         .merge(oidc::client_router())
         .merge(api::router())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), count_protocol_load));
+    let clients = Router::new()
+        .merge(protocol)
+        .merge(oidc::metadata_router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/static/sluis.css", get(|| async { static_file("text/css", include_str!("../static/sluis.css")) }))
@@ -75,6 +80,10 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(web::security_headers))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+async fn count_protocol_load(State(app): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    app.passwords.protocol_load().measure(next.run(request)).await
 }
 
 fn static_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {

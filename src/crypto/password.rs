@@ -1,11 +1,18 @@
 //! argon2id password hashing on a bounded blocking pool, so a login flood waits for a
 //! hashing slot instead of starving token and userinfo traffic.
 //!
+//! Protocol traffic comes first: while the protocol endpoints' handlers take half a core or
+//! more (the cores are contended), hashing keeps to one hash at a time and pauses after each
+//! for twice its duration, so a login flood takes at most a third of one core from token and
+//! userinfo requests. Sign-ins then wait longer; nothing is refused.
+//!
 //! Each slot keeps its 19 MiB of argon2 memory and reuses it: allocating it per hash let
 //! glibc's malloc (whose mmap threshold rises after the first large free) keep a copy per
 //! thread arena, and the server grew to hundreds of MB under a login load (bench/compare).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -26,9 +33,64 @@ pub enum PasswordError {
     Pool,
 }
 
+/// How long hashing pauses, in units of the hash's own duration, while protocol requests
+/// contend for the cores.
+const YIELD_FACTOR: u32 = 2;
+
+/// The time protocol requests (token, userinfo, revocation, introspection, user API) spend
+/// working in their handlers, which hashing yields to when it adds up to contention.
+#[derive(Clone, Debug, Default)]
+pub struct ProtocolLoad(Arc<LoadInner>);
+
+#[derive(Debug, Default)]
+struct LoadInner {
+    busy_nanos: AtomicU64,
+    /// The last judgement: when it was made, the busy time then, and whether it was contended.
+    window: Mutex<Option<(Instant, u64, bool)>>,
+}
+
+/// The judgement is renewed at most this often, over the time since the last one.
+const WINDOW: Duration = Duration::from_millis(50);
+/// Protocol work of at least half a core counts as contention.
+const CONTENDED_SHARE: f64 = 0.5;
+
+impl ProtocolLoad {
+    /// Runs a protocol request's handler, adding the time spent in its polls (its work, not
+    /// its waits: a slow client or a database round trip is no contention) to the load.
+    pub async fn measure<F: Future>(&self, handler: F) -> F::Output {
+        let mut handler = std::pin::pin!(handler);
+        std::future::poll_fn(|cx| {
+            let started = Instant::now();
+            let poll = handler.as_mut().poll(cx);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.0.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+            poll
+        })
+        .await
+    }
+
+    /// Whether protocol requests took at least half a core recently.
+    fn contended(&self) -> bool {
+        let now = Instant::now();
+        let busy = self.0.busy_nanos.load(Ordering::Relaxed);
+        let mut window = self.0.window.lock().unwrap_or_else(PoisonError::into_inner);
+        match *window {
+            Some((at, _, contended)) if now.duration_since(at) < WINDOW => contended,
+            last => {
+                let contended = last.is_some_and(|(at, before, _)| (busy - before) as f64 >= CONTENDED_SHARE * now.duration_since(at).as_nanos() as f64);
+                *window = Some((now, busy, contended));
+                contended
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct PasswordHasher {
     slots: Arc<Semaphore>,
+    load: ProtocolLoad,
+    /// Held by the one hash allowed while protocol requests contend, and through its pause.
+    yielding: Arc<tokio::sync::Mutex<()>>,
     /// Argon2 memory of the slots, allocated on first use and kept (at most one per slot).
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
     /// Verified against when the account does not exist, so both cases cost the same.
@@ -39,15 +101,36 @@ impl PasswordHasher {
     pub fn new(workers: usize) -> Self {
         let workers = if workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { workers };
         let dummy_hash = hash_blocking("not a real password, only spends time", &mut Vec::new()).expect("hash");
-        Self { slots: Arc::new(Semaphore::new(workers)), memory: Arc::default(), dummy_hash: Arc::new(dummy_hash) }
+        Self {
+            slots: Arc::new(Semaphore::new(workers)),
+            load: ProtocolLoad::default(),
+            yielding: Arc::default(),
+            memory: Arc::default(),
+            dummy_hash: Arc::new(dummy_hash),
+        }
+    }
+
+    /// The counter the protocol endpoints keep, which hashing yields to.
+    pub fn protocol_load(&self) -> &ProtocolLoad {
+        &self.load
     }
 
     /// Runs `work` on the blocking pool in a slot, with that slot's memory.
     async fn in_slot<T: Send + 'static>(&self, work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static) -> Result<T, PasswordError> {
         let _slot = self.slots.acquire().await.map_err(|_| PasswordError::Pool)?;
+        let turn = if self.load.contended() { Some(self.yielding.clone().lock_owned().await) } else { None };
+        let started = Instant::now();
         let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default();
         let (out, memory) = tokio::task::spawn_blocking(move || (work(&mut memory), memory)).await.map_err(|_| PasswordError::Pool)?;
         self.memory.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
+        if let Some(turn) = turn {
+            // The pause holds the turn, not the caller: the sign-in answers at once.
+            let pause = started.elapsed() * YIELD_FACTOR;
+            tokio::spawn(async move {
+                tokio::time::sleep(pause).await;
+                drop(turn);
+            });
+        }
         Ok(out)
     }
 
@@ -134,5 +217,56 @@ mod tests {
         let ours = hasher.hash("correct horse".into()).await.unwrap();
         assert!(Argon2::default().verify_password(b"correct horse", &PasswordHash::new(&ours).unwrap()).is_ok());
         assert!(!hasher.verify(Some("not a hash".into()), "correct horse".into()).await.unwrap());
+    }
+
+    /// How many of `count` slot jobs, started together, run at the same time at most; and
+    /// the gaps between one job's end and the next one's start.
+    async fn concurrency(hasher: &PasswordHasher, count: usize) -> (usize, Vec<Duration>) {
+        let running = Arc::new(AtomicU64::new(0));
+        let most = Arc::new(AtomicU64::new(0));
+        let jobs = (0..count).map(|_| {
+            let (running, most) = (running.clone(), most.clone());
+            hasher.in_slot(move |_| {
+                let started = Instant::now();
+                most.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(40));
+                running.fetch_sub(1, Ordering::SeqCst);
+                (started, Instant::now())
+            })
+        });
+        let mut spans: Vec<(Instant, Instant)> = futures_util::future::join_all(jobs).await.into_iter().map(Result::unwrap).collect();
+        spans.sort();
+        let gaps = spans.windows(2).map(|w| w[1].0.saturating_duration_since(w[0].1)).collect();
+        (most.load(Ordering::SeqCst) as usize, gaps)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_keeps_to_one_slot_and_pauses_while_protocol_work_contends() {
+        let hasher = PasswordHasher::new(2);
+        let (most, _) = concurrency(&hasher, 2).await;
+        assert_eq!(most, 2, "without protocol load both slots hash at once");
+
+        // Protocol handlers busy for the whole of a window: contended.
+        let load = hasher.protocol_load();
+        assert!(!load.contended(), "the first look only opens a window");
+        load.measure(async { std::thread::sleep(WINDOW + Duration::from_millis(10)) }).await;
+        assert!(load.contended());
+        let (most, gaps) = concurrency(&hasher, 3).await;
+        assert_eq!(most, 1, "one hash at a time");
+        assert!(gaps.iter().all(|gap| *gap >= Duration::from_millis(40) * YIELD_FACTOR), "each hash is followed by a pause: {gaps:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_protocol_requests_and_quiet_windows_are_no_contention() {
+        let load = ProtocolLoad::default();
+        assert!(!load.contended());
+        // A handler that waits (a slow client, a database round trip) does no work.
+        load.measure(tokio::time::sleep(WINDOW * 2)).await;
+        assert!(!load.contended());
+        // Work in the window before, then a quiet window: no longer contended.
+        load.measure(async { std::thread::sleep(WINDOW + Duration::from_millis(10)) }).await;
+        assert!(load.contended());
+        std::thread::sleep(WINDOW * 4);
+        assert!(!load.contended());
     }
 }

@@ -25,20 +25,29 @@ use crate::state::AppState;
 /// Endpoints that clients call with their credentials or a token, never with the browser
 /// session: they sit outside the session layer (see `crate::app`).
 pub fn client_router() -> Router<AppState> {
-    // Browser-based clients call these with fetch(): CORS without credentials.
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::get_discovery))
-        .route("/.well-known/oauth-authorization-server", get(discovery::get_discovery))
-        .route("/jwks", get(discovery::get_jwks))
         .route("/token", post(token::post_token))
         .route("/userinfo", get(userinfo::get_userinfo).post(userinfo::post_userinfo))
         .route("/revoke", post(revoke::post_revoke))
         .route("/introspect", post(introspect::post_introspect))
-        .layer(cors)
+        .layer(cors())
+}
+
+/// Discovery and the signing keys: static bytes, for clients and resource servers alike.
+pub fn metadata_router() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::get_discovery))
+        .route("/.well-known/oauth-authorization-server", get(discovery::get_discovery))
+        .route("/jwks", get(discovery::get_jwks))
+        .layer(cors())
+}
+
+/// Browser-based clients call the client endpoints with fetch(): CORS without credentials.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 
 /// The endpoints the user's browser navigates to: they read and write the session. No CORS.
