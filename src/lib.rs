@@ -57,13 +57,13 @@ pub fn app(state: AppState) -> Router {
         // Inside the session layer: keeps `user_sessions` in step and signs ended sessions out.
         .layer(axum::middleware::from_fn_with_state(state.clone(), login::session::track))
         .layer(sessions);
-    // Protocol endpoints, the user API and static files never see the session: a cookie a
-    // client app happens to send is ignored, and the hot paths skip the session machinery.
     // Requests that sign or check tokens: password hashing yields to them when they contend.
     let protocol = Router::new()
         .merge(oidc::client_router())
         .merge(api::router())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), count_protocol_load));
+    // Protocol endpoints, the user API and static files never see the session: a cookie a
+    // client app happens to send is ignored, and the hot paths skip the session machinery.
     let clients = Router::new()
         .merge(protocol)
         .merge(oidc::metadata_router())

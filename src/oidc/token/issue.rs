@@ -82,11 +82,11 @@ fn at_hash(alg: SigningAlg, access_token: &str) -> String {
     b64url(&bytes[..bytes.len() / 2])
 }
 
-pub fn id_token(app: &AppState, client: &Client, grant: &UserGrant<'_>, nonce: Option<&str>, access_token: &str) -> Result<String, OAuthError> {
+pub fn id_token(app: &AppState, client: &Client, subject: &str, grant: &UserGrant<'_>, nonce: Option<&str>, access_token: &str) -> Result<String, OAuthError> {
     let now = app.now();
     let mut claims = serde_json::json!({
         "iss": app.issuer(),
-        "sub": app.subject(client, &grant.auth.user_id),
+        "sub": subject,
         "aud": client.id.as_str(),
         "exp": now + i64::from(app.config.id_token_ttl),
         "iat": now,
@@ -121,7 +121,7 @@ pub fn user_tokens(
     let subject = app.subject(client, &grant.auth.user_id);
     let access = access_token(app, client, &subject, Some(grant), grant.scope)?;
     let openid = grant.scope.split(' ').any(|s| s == "openid");
-    let id = if openid { Some(id_token(app, client, grant, nonce, &access)?) } else { None };
+    let id = if openid { Some(id_token(app, client, &subject, grant, nonce, &access)?) } else { None };
     Ok(TokenResponse {
         access_token: access,
         token_type: "Bearer",
