@@ -65,7 +65,7 @@ impl Store {
     /// also becomes its first secret, labelled `initial`, in the same transaction.
     pub async fn create_owned_client(&self, client: &Client, owner: Option<&UserId>) -> Result<()> {
         let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, signing_alg, created_at, status, subject_type, owner_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -321,7 +321,7 @@ impl Store {
         purpose: &str,
         now: Timestamp,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE clients SET scopes = $1 WHERE id = $2")
             .bind(enabled.to_string())
             .bind(client.as_str())

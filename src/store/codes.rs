@@ -88,7 +88,7 @@ impl Store {
             let stored = decision.decide(decide(&code)).await?;
             return Ok(if stored { CodeRedemption::Redeemed(Box::new(code)) } else { CodeRedemption::Reused });
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let consumed = consume_codes(&mut tx, &[(code_hash.to_string(), grant_id.clone(), now)]).await?.pop().flatten();
         let outcome = match consumed {
             Some(code) => {

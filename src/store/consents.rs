@@ -28,7 +28,7 @@ impl Store {
     /// Stores the user's consent to `scope` for the client, and one `granted_scopes` row per
     /// scope (earlier grants keep their time).
     pub async fn put_consent(&self, user: &UserId, client: &ClientId, scope: &ScopeSet, now: Timestamp) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
@@ -89,7 +89,7 @@ impl Store {
     /// grant (so every refresh and access token) the client holds for the user is revoked, in
     /// one transaction.
     pub async fn withdraw_link(&self, user: &UserId, client: &ClientId, now: Timestamp) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let withdrawn = sqlx::query(
             "UPDATE client_user_links SET withdrawn_at = $3 WHERE user_id = $1 AND client_id = $2 AND withdrawn_at IS NULL",
         )

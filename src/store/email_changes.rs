@@ -90,7 +90,7 @@ impl Store {
     /// `now`, and sets the user's address to the new one, verified, `updated_at` = `now`.
     /// Concurrent confirmations serialise on the row, so one at most applies it.
     pub async fn apply_email_change(&self, token_hash: &str, user: &UserId, now: Timestamp) -> Result<EmailChangeApplied> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let claimed = sqlx::query(
             "UPDATE email_changes SET used_at = $3 WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3
              RETURNING new_email",

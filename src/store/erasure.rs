@@ -91,7 +91,7 @@ impl Store {
     /// audit entry `account.delete` (under the pseudonym, without personal data).
     pub async fn erase_user(&self, erasure: &Erasure<'_>) -> Result<ErasureOutcome> {
         let user = erasure.user.as_str();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // The user row first, so the last-admin rule and a concurrent second erasure are
         // decided by this one conditional statement.
         let deleted = sqlx::query(

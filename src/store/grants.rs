@@ -173,7 +173,7 @@ impl Store {
         now: Timestamp,
         grace: i64,
     ) -> Result<RefreshOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let rotated = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
             .bind(old_hash)
             .bind(now)
@@ -210,7 +210,7 @@ impl Store {
 
     /// Ends every grant issued within a browser session (at logout).
     pub async fn revoke_grants_of_session(&self, sid: &str, now: Timestamp) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE sid = $1)")
             .bind(sid)
             .execute(&mut *tx)

@@ -36,7 +36,7 @@ impl Store {
 
     /// Adds a key; earlier unretired keys of the same algorithm retire now.
     pub async fn add_signing_key(&self, kid: &str, alg: &str, private_sealed: &str, public_jwk: &str, now: Timestamp) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL")
             .bind(alg)
             .bind(now)

@@ -148,6 +148,20 @@ impl Store {
         }
     }
 
+    /// Opens a transaction in a task of its own, so that it opens whatever the caller does.
+    /// sqlx 0.9.0 counts a transaction as open only once the server has answered its BEGIN: a
+    /// request dropped in between (its client went away) handed the connection back to the pool
+    /// still inside that transaction (launchbadge/sqlx#4393), and the later statements on it
+    /// stayed uncommitted, holding their locks, until some other transaction ended it.
+    /// Opened here, a dropped caller's transaction is rolled back like any other.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let pool = self.pool.clone();
+        match tokio::spawn(async move { pool.begin().await }).await {
+            Ok(tx) => Ok(tx?),
+            Err(_) => Err(sqlx::Error::WorkerCrashed.into()),
+        }
+    }
+
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())

@@ -99,7 +99,7 @@ impl Store {
 
     /// Removes the authenticator and the recovery codes: the account is back to a password.
     pub async fn delete_second_factors(&self, user: &UserId) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM totp_factors WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -108,7 +108,7 @@ impl Store {
 
     /// Replaces the user's recovery codes (used or not) with a new set.
     pub async fn replace_recovery_codes(&self, user: &UserId, hashes: &[String], now: Timestamp) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
         for hash in hashes {
             sqlx::query("INSERT INTO recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)")

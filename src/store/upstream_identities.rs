@@ -107,7 +107,7 @@ impl Store {
     /// [`StoreError::Conflict`] when the email address or the identity is taken meanwhile.
     pub async fn create_upstream_user(&self, new: &NewUpstreamUser<'_>, now: Timestamp) -> Result<User> {
         let id = UserId(uuid::Uuid::new_v4().to_string());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // No password: the account signs in through its provider.
         sqlx::query(super::users::INSERT_USER)
             .bind(id.as_str())

@@ -107,7 +107,7 @@ impl Store {
     /// Ends `user`'s session `sid`: deletes its row and its tower-sessions record in one
     /// transaction. `None` if the user has no such session.
     pub async fn end_user_session(&self, user: &UserId, sid: &str) -> Result<Option<UserSession>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, us.record_id FROM user_sessions us WHERE us.sid = $1 AND us.user_id = $2")))
             .bind(sid)
             .bind(user.as_str())
@@ -126,7 +126,7 @@ impl Store {
     /// Ends every session of `user` (their rows and browser sessions, in one transaction);
     /// returns their `sid`s, so the refresh tokens issued in them can be revoked.
     pub async fn end_all_user_sessions(&self, user: &UserId) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let rows = sqlx::query("SELECT sid FROM user_sessions WHERE user_id = $1").bind(user.as_str()).fetch_all(&mut *tx).await?;
         let sids = rows.iter().map(|r| r.try_get("sid")).collect::<std::result::Result<Vec<String>, _>>()?;
         sqlx::query("DELETE FROM sessions WHERE id IN (SELECT record_id FROM user_sessions WHERE user_id = $1)").bind(user.as_str()).execute(&mut *tx).await?;

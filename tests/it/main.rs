@@ -23,6 +23,7 @@ mod owner_clients;
 mod scopes;
 mod second_factor;
 mod limits;
+mod dropped_requests;
 mod login_protection;
 mod login_history;
 mod account_deletion;
