@@ -14,10 +14,13 @@ use crate::state::AppState;
 pub fn document(config: &Config, catalogue: &Catalogue) -> Bytes {
     let iss = config.issuer();
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
-    let claims: Vec<&str> = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash"]
-        .into_iter()
-        .chain(SCOPES.iter().flat_map(|s| s.claims.iter().copied()))
-        .collect();
+    let mut claims: Vec<&str> = vec!["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash"];
+    // The openid scope releases `sub` too: each claim is named once.
+    for claim in SCOPES.iter().flat_map(|s| s.claims.iter().copied()) {
+        if !claims.contains(&claim) {
+            claims.push(claim);
+        }
+    }
     let doc = json!({
         "issuer": iss,
         "authorization_endpoint": format!("{iss}/authorize"),

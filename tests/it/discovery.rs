@@ -63,6 +63,11 @@ async fn openid_configuration_describes_this_issuer() {
     for claim in ["sub", "iss", "email", "name"] {
         assert!(claims.contains(&claim), "{claim}");
     }
+    // Every list names each value once.
+    for (field, values) in doc.as_object().unwrap().iter().filter_map(|(k, v)| v.as_array().map(|a| (k, a))) {
+        let mut seen = std::collections::HashSet::new();
+        assert!(values.iter().all(|v| seen.insert(v.to_string())), "{field} repeats a value: {values:?}");
+    }
 }
 
 #[tokio::test]
