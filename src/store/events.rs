@@ -1,5 +1,8 @@
 //! Append-only logs: the admin audit log and the data-access events users see.
 
+use std::collections::HashSet;
+use std::sync::PoisonError;
+
 use sqlx::Row;
 
 use super::{Result, Store};
@@ -30,6 +33,34 @@ pub struct DataAccess {
 
 /// Seconds in which repeated identical releases are one data-access line.
 pub const DATA_ACCESS_WINDOW: Timestamp = 60;
+
+/// The data-access lines of the current minute that this process knows are stored. Lines
+/// are deleted only with their user (erasure), who then has no more releases, so a line
+/// known here is in the database. Bounded: past the bound, the database answers as before.
+#[derive(Debug, Default)]
+pub(super) struct KnownLines {
+    minute: Timestamp,
+    ids: HashSet<String>,
+}
+
+/// A few hundred kB at most: one line per user, client, endpoint and claim set in a minute.
+const KNOWN_LINES_MAX: usize = 4096;
+
+impl KnownLines {
+    fn contains(&self, minute: Timestamp, id: &str) -> bool {
+        self.minute == minute && self.ids.contains(id)
+    }
+
+    fn remember(&mut self, minute: Timestamp, id: String) {
+        if self.minute != minute {
+            self.minute = minute;
+            self.ids.clear();
+        }
+        if self.ids.len() < KNOWN_LINES_MAX {
+            self.ids.insert(id);
+        }
+    }
+}
 
 impl Store {
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
@@ -69,16 +100,21 @@ impl Store {
     /// client, endpoint and claims: the first release of that minute is written, later ones
     /// find its line and write nothing. A resource endpoint under load thus reads here instead
     /// of writing on every request (on SQLite every commit serialises and makes the other
-    /// connections drop their page caches). The line's id is derived from what it says, so
-    /// concurrent first releases write it once.
+    /// connections drop their page caches), and, for a line this process has seen stored in
+    /// this minute, not even reads ([`KnownLines`]). The line's id is derived from what it
+    /// says, so concurrent first releases write it once.
     pub async fn record_data_access(&self, event: &DataAccess) -> Result<()> {
         let minute = event.at.div_euclid(DATA_ACCESS_WINDOW);
         let id = format!(
             "w-{}",
             crate::crypto::token_hash(&format!("{}\n{}\n{}\n{}\n{minute}", event.user_id, event.client_id, event.endpoint, event.claims))
         );
+        if self.known_lines.lock().unwrap_or_else(PoisonError::into_inner).contains(minute, &id) {
+            return Ok(());
+        }
         let seen = sqlx::query("SELECT 1 AS one FROM data_access_events WHERE id = $1").bind(&id).fetch_optional(&self.pool).await?;
         if seen.is_some() {
+            self.known_lines.lock().unwrap_or_else(PoisonError::into_inner).remember(minute, id);
             return Ok(());
         }
         sqlx::query(
@@ -93,6 +129,7 @@ impl Store {
         .bind(&event.claims)
         .execute(&self.pool)
         .await?;
+        self.known_lines.lock().unwrap_or_else(PoisonError::into_inner).remember(minute, id);
         Ok(())
     }
 

@@ -86,6 +86,7 @@ pub struct Store {
     client_cache: Option<Arc<client_cache::ClientCache>>,
     /// SQLite only: code redemptions, run in groups under the write turn.
     redemptions: Option<Arc<redemption_batch::RedemptionBatcher>>,
+    known_lines: Arc<std::sync::Mutex<events::KnownLines>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -136,7 +137,7 @@ impl Store {
         };
         let sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>> = sqlite.then(Arc::default);
         let redemptions = sqlite_writes.as_ref().map(|turn| Arc::new(redemption_batch::RedemptionBatcher::start(pool.clone(), Arc::clone(turn))));
-        Ok(Self { pool, sqlite_writes, client_cache, redemptions })
+        Ok(Self { pool, sqlite_writes, client_cache, redemptions, known_lines: Arc::default() })
     }
 
     /// Waits for this process' turn to write on SQLite (nothing to wait for on PostgreSQL,
