@@ -154,3 +154,23 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_lines_are_of_one_minute_and_bounded() {
+        let mut known = KnownLines::default();
+        known.remember(7, "a".into());
+        assert!(known.contains(7, "a"));
+        assert!(!known.contains(8, "a"), "a line is known only in its minute");
+        known.remember(8, "b".into());
+        assert!(!known.contains(7, "a") && known.contains(8, "b"), "a new minute forgets the last one");
+        for i in 0..KNOWN_LINES_MAX + 10 {
+            known.remember(8, format!("line {i}"));
+        }
+        assert_eq!(known.ids.len(), KNOWN_LINES_MAX);
+        assert!(!known.contains(8, &format!("line {}", KNOWN_LINES_MAX + 5)), "past the bound, the database answers");
+    }
+}
