@@ -113,22 +113,20 @@ impl Store {
             return Ok(());
         }
         let seen = sqlx::query("SELECT 1 AS one FROM data_access_events WHERE id = $1").bind(&id).fetch_optional(&self.pool).await?;
-        if seen.is_some() {
-            self.known_lines.lock().unwrap_or_else(PoisonError::into_inner).remember(minute, id);
-            return Ok(());
+        if seen.is_none() {
+            sqlx::query(
+                "INSERT INTO data_access_events (id, at, user_id, client_id, endpoint, claims) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(event.at)
+            .bind(event.user_id.as_str())
+            .bind(event.client_id.as_str())
+            .bind(&event.endpoint)
+            .bind(&event.claims)
+            .execute(&self.pool)
+            .await?;
         }
-        sqlx::query(
-            "INSERT INTO data_access_events (id, at, user_id, client_id, endpoint, claims) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(event.at)
-        .bind(event.user_id.as_str())
-        .bind(event.client_id.as_str())
-        .bind(&event.endpoint)
-        .bind(&event.claims)
-        .execute(&self.pool)
-        .await?;
         self.known_lines.lock().unwrap_or_else(PoisonError::into_inner).remember(minute, id);
         Ok(())
     }

@@ -86,6 +86,7 @@ pub struct Store {
     client_cache: Option<Arc<client_cache::ClientCache>>,
     /// SQLite only: code redemptions, run in groups under the write turn.
     redemptions: Option<Arc<redemption_batch::RedemptionBatcher>>,
+    /// The data-access lines of this minute known to be stored (`Store::record_data_access`).
     known_lines: Arc<std::sync::Mutex<events::KnownLines>>,
 }
 
