@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Some rows of bench/compare, against Sluis alone: for A/B runs of two builds, and profiles.
+
+    bench/rows.py [--bin PATH] [--postgres URL] [--codes N] [--logins N] ROW...
+
+ROW: healthz, discovery, jwks, rs256, es256, userinfo, code, login (in the order given; a row
+may repeat). Each row runs the same flow and the same wrk as bench/compare's row, for its
+duration (`--duration`, 10 s), against the release binary (`--bin`, default
+target/release/sluis: build it first, or pass a copy of another build). Each row prints one
+line: req/s, p50, p99, failed requests, Sluis' peak RSS, and the CPU seconds each of Sluis'
+threads (by name) and wrk used during the row. oidc-provider is not started.
+"""
+import argparse
+import os
+import runpy
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("rows", nargs="+", choices=["healthz", "discovery", "jwks", "rs256", "es256", "userinfo", "code", "login"])
+parser.add_argument("--bin", help="the sluis binary (default: target/release/sluis)")
+parser.add_argument("--postgres", help="run Sluis on a fresh database on this PostgreSQL server (an admin URL)")
+parser.add_argument("--codes", type=int, default=36000, help="codes issued beforehand for the code row (default 36000)")
+parser.add_argument("--logins", type=int, default=3000, help="sign-in forms fetched beforehand for the login row (default 3000)")
+parser.add_argument("--duration", type=int, default=10, help="seconds per row (default 10)")
+args = parser.parse_args()
+
+# bench/compare reads its own arguments when loaded: the duration, 32 connections, the database.
+sys.argv = [sys.argv[0], str(args.duration), "32"] + (["--postgres", args.postgres] if args.postgres else [])
+compare = runpy.run_path(os.path.join(HERE, "compare"), run_name="compare_lib")
+
+
+def cpu_ticks(pid):
+    """CPU ticks per thread name of process `pid` (user + system)."""
+    ticks = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except FileNotFoundError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        ticks[name] = ticks.get(name, 0) + int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def measured(run, pid):
+    """Runs `run()` (a wrk call) and adds the CPU seconds used per thread name and by wrk."""
+    hz = os.sysconf("SC_CLK_TCK")
+    before, children_before = cpu_ticks(pid), os.times()
+    result = run()
+    after, children_after = cpu_ticks(pid), os.times()
+    result["cpu_s"] = {name: round((t - before.get(name, 0)) / hz, 2) for name, t in after.items() if t != before.get(name, 0)}
+    result["cpu_s"]["wrk"] = round(children_after.children_user + children_after.children_system - children_before.children_user - children_before.children_system, 2)
+    return result
+
+
+def main():
+    sluis = compare["Sluis"]()
+    if args.bin:
+        sluis.bin = os.path.abspath(args.bin)
+    sluis.start()
+    pid, wrk, basic = sluis.proc.pid, compare["wrk"], compare["basic"]
+    url = lambda path: sluis.issuer + path
+    try:
+        for row in args.rows:
+            if row in ("healthz", "discovery", "jwks"):
+                path = {"healthz": "/healthz", "discovery": sluis.paths["discovery"], "jwks": sluis.paths["jwks"]}[row]
+                result = measured(lambda: wrk(url(path), sample=[pid]), pid)
+            elif row in ("rs256", "es256"):
+                client = sluis.clients[row.upper()]
+                env = {"BODY": "grant_type=client_credentials", "AUTH": basic(client)}
+                result = measured(lambda: wrk(url("/token"), script="post_form.lua", env=env, sample=[pid]), pid)
+            elif row == "userinfo":
+                browser = compare["Browser"](compare["EMAIL"], compare["PASSWORD"])
+                client_id, secret = sluis.clients["RS256"]
+                code, verifier = browser.code(url(sluis.paths["authorize"]), client_id, compare["REDIRECT"], sluis.userinfo_scope, sluis.userinfo_extra)
+                token = browser.token(url(sluis.paths["token"]), client_id, secret,
+                                      {"grant_type": "authorization_code", "code": code, "redirect_uri": compare["REDIRECT"], "code_verifier": verifier})
+                env = {"TOKEN": token["access_token"]}
+                result = measured(lambda: wrk(url("/userinfo"), script="bearer.lua", env=env, sample=[pid]), pid)
+            elif row == "code":
+                requests = compare["write_requests"]("codes", compare["issue_codes"](sluis, args.codes))
+                env = {"REQUESTS": requests, "AUTH": basic(sluis.clients["RS256"]), "EXPECT": "2"}
+                result = measured(lambda: wrk(url("/token"), script="single_use.lua", env=env, sample=[pid]), pid)
+            else:  # login
+                requests = compare["write_requests"]("logins", compare["login_forms"](sluis, args.logins))
+                env = {"REQUESTS": requests, "EXPECT": "3"}
+                result = measured(lambda: wrk(url("/"), script="single_use.lua", env=env, timeout="10s", sample=[pid]), pid)
+            print(f"{row}: {result['rps']:,.0f} req/s, p50 {result['p50']} ms, p99 {result['p99']} ms, failed {compare['failures'](result)}, "
+                  f"peak RSS {result['peak_rss']:.1f} MB, CPU s {result['cpu_s']}"
+                  + (f", RAN OUT of prepared requests {result['exhausted']} times: pass more (--codes, --logins)" if result["exhausted"] else ""), flush=True)
+    finally:
+        for proc in compare["PROCS"]:
+            proc.terminate()
+            proc.wait(10)
+        for cleanup in compare["CLEANUP"]:
+            cleanup()
+        shutil.rmtree(compare["WORK"], ignore_errors=True)
+
+
+main()
