@@ -74,12 +74,7 @@ def main():
                 env = {"BODY": "grant_type=client_credentials", "AUTH": basic(client)}
                 result = measured(lambda: wrk(url("/token"), script="post_form.lua", env=env, sample=[pid]), pid)
             elif row == "userinfo":
-                browser = compare["Browser"](compare["EMAIL"], compare["PASSWORD"])
-                client_id, secret = sluis.clients["RS256"]
-                code, verifier = browser.code(url(sluis.paths["authorize"]), client_id, compare["REDIRECT"], sluis.userinfo_scope, sluis.userinfo_extra)
-                token = browser.token(url(sluis.paths["token"]), client_id, secret,
-                                      {"grant_type": "authorization_code", "code": code, "redirect_uri": compare["REDIRECT"], "code_verifier": verifier})
-                env = {"TOKEN": token["access_token"]}
+                env = {"TOKEN": compare["userinfo_token"](sluis)}
                 result = measured(lambda: wrk(url("/userinfo"), script="bearer.lua", env=env, sample=[pid]), pid)
             elif row == "code":
                 requests = compare["write_requests"]("codes", compare["issue_codes"](sluis, args.codes))
