@@ -84,7 +84,7 @@ def main():
                 requests = compare["write_requests"]("logins", compare["login_forms"](sluis, args.logins))
                 env = {"REQUESTS": requests, "EXPECT": "3"}
                 result = measured(lambda: wrk(url("/"), script="single_use.lua", env=env, timeout="10s", sample=[pid]), pid)
-            print(f"{row}: {result['rps']:,.0f} req/s, p50 {result['p50']} ms, p99 {result['p99']} ms, failed {compare['failures'](result)}, "
+            print(f"{row}: {result['rps']:,.0f} req/s, p50 {result['p50']:.2f} ms, p99 {result['p99']:.2f} ms, failed {compare['failures'](result)}, "
                   f"peak RSS {result['peak_rss']:.1f} MB, CPU s {result['cpu_s']}"
                   + (f", RAN OUT of prepared requests {result['exhausted']} times: pass more (--codes, --logins)" if result["exhausted"] else ""), flush=True)
     finally:

@@ -68,7 +68,7 @@ impl Store {
     pub async fn add_client_secret(&self, secret: &NewClientSecret<'_>) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         insert_secret(&mut conn, secret).await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(())
     }
 
@@ -105,7 +105,7 @@ impl Store {
             .bind(now)
             .execute(&self.pool)
             .await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(done.rows_affected() == 1)
     }
 }

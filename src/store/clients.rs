@@ -1,9 +1,10 @@
 use std::sync::Arc;
 
-use sqlx::Row;
+use sqlx::{Executor, Row};
 use sqlx::any::AnyRow;
 
 use super::client_cache::{ClientCredentials, StoredSecret};
+use super::client_notifications;
 use super::client_secrets::{NewClientSecret, insert_secret};
 use super::{Result, Store, StoreError, join, on_conflict, split};
 use crate::clock::Timestamp;
@@ -99,12 +100,12 @@ impl Store {
             insert_secret(&mut tx, &secret).await?;
         }
         tx.commit().await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(())
     }
 
-    /// The client `id` with its approved scopes, on SQLite from the client cache when it
-    /// holds it (see `store/client_cache.rs`: every write, in any process, empties it).
+    /// The client `id` with its approved scopes, from the client cache when it holds it (see
+    /// `store/client_cache.rs`: every write, in any process, empties it).
     pub async fn client(&self, id: &str) -> Result<Option<Client>> {
         Ok(self.client_credentials(id).await?.map(|credentials| Arc::unwrap_or_clone(credentials.client)))
     }
@@ -127,9 +128,18 @@ impl Store {
     }
 
     /// Called after each committed write to clients, their scopes or secrets.
-    pub(super) fn clients_changed(&self) {
+    pub(super) async fn clients_changed(&self) {
         if let Some(cache) = &self.client_cache {
             cache.changed();
+        }
+        if self.client_listener.is_some() {
+            // In a task of its own, so that other processes hear of the change even if this
+            // request is dropped now; awaited, so that a CLI command does not exit first.
+            let pool = self.pool.clone();
+            let notify = tokio::spawn(async move { pool.execute(client_notifications::NOTIFY).await.map(drop).map_err(|e| e.to_string()) });
+            if let Err(e) = notify.await.map_err(|e| e.to_string()).and_then(|notified| notified) {
+                tracing::error!(error = %e, "could not tell other processes that a client changed");
+            }
         }
     }
 
@@ -208,7 +218,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -218,7 +228,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -248,7 +258,7 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(())
     }
 
@@ -258,7 +268,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -306,7 +316,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -343,7 +353,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(())
     }
 }

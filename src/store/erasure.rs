@@ -167,7 +167,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.clients_changed();
+        self.clients_changed().await;
         Ok(ErasureOutcome::Erased { clients })
     }
 }

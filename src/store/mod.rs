@@ -4,6 +4,7 @@
 mod access;
 mod auth_requests;
 mod client_cache;
+mod client_notifications;
 mod client_secrets;
 mod clients;
 mod codes;
@@ -82,8 +83,10 @@ pub struct Store {
     /// here rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10… ms between
     /// retries while another connection holds the write lock.
     sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>>,
-    /// SQLite only; shared by every clone of this store.
+    /// Shared by every clone of this store.
     client_cache: Option<Arc<client_cache::ClientCache>>,
+    /// PostgreSQL only: keeps the client cache in step with other processes' writes.
+    client_listener: Option<Arc<client_notifications::Listener>>,
     /// SQLite only: code redemptions, run in groups under the write turn.
     redemptions: Option<Arc<redemption_batch::RedemptionBatcher>>,
     /// The data-access lines of this minute known to be stored (`Store::record_data_access`).
@@ -126,19 +129,23 @@ impl Store {
             .await?;
         // Without its change marker (a read-only directory) the cache could miss another
         // process' change, so there is none: every lookup reads the database.
-        let client_cache = match sqlite {
+        let (client_cache, client_listener) = match sqlite {
             true => match client_cache::ClientCache::new(sqlite_file(url)?.as_deref()) {
-                Ok(cache) => Some(Arc::new(cache)),
+                Ok(cache) => (Some(Arc::new(cache)), None),
                 Err(e) => {
                     tracing::warn!(error = %e, "no client cache: the change marker next to the database cannot be opened");
-                    None
+                    (None, None)
                 }
             },
-            false => None,
+            false => {
+                let cache = Arc::new(client_cache::ClientCache::notified());
+                let listener = client_notifications::Listener::start(url, Arc::clone(&cache));
+                (Some(cache), Some(Arc::new(listener)))
+            }
         };
         let sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>> = sqlite.then(Arc::default);
         let redemptions = sqlite_writes.as_ref().map(|turn| Arc::new(redemption_batch::RedemptionBatcher::start(pool.clone(), Arc::clone(turn))));
-        Ok(Self { pool, sqlite_writes, client_cache, redemptions, known_lines: Arc::default() })
+        Ok(Self { pool, sqlite_writes, client_cache, client_listener, redemptions, known_lines: Arc::default() })
     }
 
     /// Waits for this process' turn to write on SQLite (nothing to wait for on PostgreSQL,
