@@ -41,8 +41,9 @@ pub struct ValidAccess {
     pub subject: Option<ReleaseSubject>,
 }
 
-/// Verifies the signature, then reads the token's state in one round trip
-/// (`Store::access_record`): nothing is cached, so a revocation counts at once on every node.
+/// Verifies the signature, then reads the token's state (`Store::access_record`): the client
+/// as the client cache has it, the rest in one round trip, uncached, so a revocation counts
+/// at once on every node.
 pub async fn validate(app: &AppState, token: &str) -> Result<ValidAccess, BearerError> {
     let ring = app.keys.ring();
     let expect = Expectations { issuer: app.issuer(), typ: Some("at+jwt"), check_expiry: true, now: app.now() };

@@ -1,17 +1,17 @@
 //! What the resource endpoints (userinfo, the user API, introspection) read about an access
-//! token and the user it speaks for, in one round trip each. Nothing here is cached: a
-//! revocation, a suspension or a withdrawal takes effect at the next request, on every node.
+//! token and the user it speaks for, in one round trip each. The client comes from the
+//! client cache, whose changes count as they do at the token endpoint (store/client_cache.rs);
+//! nothing else here is cached: a revocation or a withdrawal takes effect at the next
+//! request, on every node.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::clients::{CLIENT_COLUMNS, client_from_row};
 use super::consents::link_from_columns;
 use super::users::user_from_columns;
 use super::grants::StoredGrant;
 use super::{Result, Store, StoredLink, auth_from_row};
 use crate::model::{Client, ClientId, GrantId, User};
-use crate::privacy::ScopeSet;
 
 /// An access token's state: whether its `jti` was revoked, its client (with the approved
 /// scopes) and, for a user token, its grant and what the release rule needs about the user.
@@ -54,45 +54,40 @@ fn subject_from_row(row: &AnyRow) -> Result<Option<ReleaseSubject>> {
 impl Store {
     /// Everything needed to accept an access token with `jti`, issued to `client_id` for
     /// grant `gid` (none for a client's own token), and to release claims about the grant's
-    /// user: one query over primary keys, one row per approved scope of the client. `None`
-    /// when the client does not exist.
+    /// user: the client (with its approved scopes) as [`Store::client`] has it, and one query
+    /// over primary keys for the rest. `None` when the client does not exist.
     pub async fn access_record(&self, jti: &str, client_id: &str, gid: Option<&GrantId>) -> Result<Option<AccessRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CLIENT_COLUMNS},
-                    (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $2) AS revoked,
+        let Some(client) = self.client(client_id).await? else { return Ok(None) };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $1) AS revoked,
                     g.id AS grant_id, g.client_id AS grant_client_id, g.scope AS grant_scope, g.user_id, g.auth_time, g.amr, g.sid, g.revoked_at,
-                    {SUBJECT_COLUMNS}, x.scope AS approved_scope
-             FROM clients c
-             LEFT JOIN grants g ON g.id = $3
+                    {SUBJECT_COLUMNS}
+             FROM (SELECT 1 AS one) AS token
+             LEFT JOIN grants g ON g.id = $2
              LEFT JOIN users u ON u.id = g.user_id
-             LEFT JOIN consents co ON co.user_id = g.user_id AND co.client_id = c.id
-             LEFT JOIN client_user_links l ON l.user_id = g.user_id AND l.client_id = c.id
-             LEFT JOIN client_scopes x ON x.client_id = c.id AND x.state = 'approved'
-             WHERE c.id = $1"
+             LEFT JOIN consents co ON co.user_id = g.user_id AND co.client_id = $3
+             LEFT JOIN client_user_links l ON l.user_id = g.user_id AND l.client_id = $3"
         )))
-        .bind(client_id)
         .bind(jti)
         .bind(gid.map_or("", GrantId::as_str))
-        .fetch_all(&self.pool)
+        .bind(client_id)
+        .fetch_one(&self.pool)
         .await?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let mut client = client_from_row(first)?;
-        client.approved_scopes = approved_scopes(&rows)?;
-        let grant = match first.try_get::<Option<String>, _>("grant_id")? {
+        let grant = match row.try_get::<Option<String>, _>("grant_id")? {
             Some(id) => Some(StoredGrant {
                 id: GrantId(id),
-                client_id: ClientId(first.try_get("grant_client_id")?),
-                scope: first.try_get("grant_scope")?,
-                auth: auth_from_row(first)?,
-                revoked: first.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+                client_id: ClientId(row.try_get("grant_client_id")?),
+                scope: row.try_get("grant_scope")?,
+                auth: auth_from_row(&row)?,
+                revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
             }),
             None => None,
         };
         Ok(Some(AccessRecord {
-            revoked: first.try_get::<i64, _>("revoked")? != 0,
+            revoked: row.try_get::<i64, _>("revoked")? != 0,
             client,
             grant,
-            subject: subject_from_row(first)?,
+            subject: subject_from_row(&row)?,
         }))
     }
 
@@ -115,15 +110,4 @@ impl Store {
             None => Ok(None),
         }
     }
-}
-
-/// The client's approved scopes from the `approved_scope` column of every row.
-fn approved_scopes(rows: &[AnyRow]) -> Result<ScopeSet> {
-    let mut approved = Vec::new();
-    for row in rows {
-        if let Some(scope) = row.try_get::<Option<String>, _>("approved_scope")? {
-            approved.push(scope);
-        }
-    }
-    Ok(ScopeSet::from_iter(approved.iter().map(String::as_str)))
 }

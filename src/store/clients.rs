@@ -25,10 +25,10 @@ pub struct ScopeDecision {
 }
 
 /// The columns [`client_from_row`] reads, from `clients c`.
-pub(super) const CLIENT_COLUMNS: &str =
+const CLIENT_COLUMNS: &str =
     "c.id, c.name, c.secret_hash, c.redirect_uris, c.post_logout_redirect_uris, c.scopes, c.grant_types, c.signing_alg, c.created_at, c.status, c.subject_type";
 
-pub(super) fn client_from_row(row: &AnyRow) -> Result<Client> {
+fn client_from_row(row: &AnyRow) -> Result<Client> {
     let id: String = row.try_get("id")?;
     let corrupt = |what: &str| StoreError::Corrupt(format!("client {id}: {what}"));
     let scopes: String = row.try_get("scopes")?;
