@@ -1,7 +1,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::grants::{NewGrant, insert_grants};
+use super::grants::{NewGrant, bind_grant};
 use super::{Result, Store};
 use crate::clock::Timestamp;
 use crate::model::{Authentication, ClientId, GrantId};
@@ -68,11 +68,13 @@ impl Store {
     /// `decide` returns (with that id). A failed check still consumes the code. Concurrent
     /// redemptions serialise on the row, so exactly one sees it unused; a replay revokes the
     /// grant the code names and unnames it, and a grant is stored only while its code names
-    /// it, so a replay between the two steps leaves no grant behind.
+    /// it, so no replay leaves a grant behind.
     ///
-    /// On PostgreSQL this is one transaction. On SQLite both steps go through the
-    /// redemption task (`store/redemption_batch.rs`), which runs the redemptions waiting at
-    /// the same moment together.
+    /// On SQLite both steps go through the redemption task (`store/redemption_batch.rs`),
+    /// which runs the redemptions waiting at the same moment together. On PostgreSQL the
+    /// code is read first (what `decide` checks never changes) and then consumed together
+    /// with storing the grant, in one statement ([`redeem_pg`]): two round trips and one
+    /// commit, where a transaction around the two steps took five round trips.
     pub async fn redeem_code(
         &self,
         code_hash: &str,
@@ -82,27 +84,91 @@ impl Store {
     ) -> Result<CodeRedemption> {
         if let Some(batcher) = &self.redemptions {
             let Some((code, decision)) = batcher.consume(code_hash, grant_id, now).await? else {
-                let _turn = self.write_turn().await;
-                return revoke_replayed(&mut *self.pool.acquire().await?, code_hash, now).await;
+                return self.revoke_replayed(code_hash, now).await;
             };
             let stored = decision.decide(decide(&code)).await?;
             return Ok(if stored { CodeRedemption::Redeemed(Box::new(code)) } else { CodeRedemption::Reused });
         }
-        let mut tx = self.begin().await?;
-        let consumed = consume_codes(&mut tx, &[(code_hash.to_string(), grant_id.clone(), now)]).await?.pop().flatten();
-        let outcome = match consumed {
-            Some(code) => {
-                let stored = match decide(&code) {
-                    Some(grant) => insert_grants(&mut tx, &[(grant, code_hash.to_string())]).await?.pop().unwrap_or(false),
-                    None => true,
-                };
-                if stored { CodeRedemption::Redeemed(Box::new(code)) } else { CodeRedemption::Reused }
-            }
-            None => revoke_replayed(&mut tx, code_hash, now).await?,
+        let consumed = {
+            let mut conn = self.pool.acquire().await?;
+            let Some((code, unused)) = read_code(&mut conn, code_hash).await? else { return Ok(CodeRedemption::Unknown) };
+            let consumed = match (unused, decide(&code)) {
+                (false, _) => false,
+                (true, Some(grant)) => redeem_pg(&mut conn, code_hash, &grant).await?,
+                (true, None) => consume_codes(&mut conn, &[(code_hash.to_string(), grant_id.clone(), now)]).await?.pop().flatten().is_some(),
+            };
+            consumed.then_some(code)
         };
-        tx.commit().await?;
-        Ok(outcome)
+        match consumed {
+            Some(code) => Ok(CodeRedemption::Redeemed(Box::new(code))),
+            // Used before, or by a concurrent redemption since it was read.
+            None => self.revoke_replayed(code_hash, now).await,
+        }
     }
+
+    /// A code that was used before (RFC 6749 §4.1.2): the grant it names is revoked, and the
+    /// code no longer names it. One transaction (opened by [`Store::begin`], so that a
+    /// dropped request leaves none open), on SQLite in the write turn.
+    async fn revoke_replayed(&self, code_hash: &str, now: Timestamp) -> Result<CodeRedemption> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin().await?;
+        let used = sqlx::query("SELECT grant_id FROM authorization_codes WHERE code_hash = $1").bind(code_hash).fetch_optional(&mut *tx).await?;
+        let Some(row) = used else { return Ok(CodeRedemption::Unknown) };
+        if let Some(grant_id) = row.try_get::<Option<String>, _>("grant_id")? {
+            // The code's row first, then the grant's: the order the redemption itself takes
+            // them in, so that on PostgreSQL concurrent replays and the redemption cannot
+            // deadlock.
+            sqlx::query("UPDATE authorization_codes SET grant_id = NULL WHERE code_hash = $1").bind(code_hash).execute(&mut *tx).await?;
+            super::grants::revoke_grant_in(&mut tx, &GrantId(grant_id), now).await?;
+        }
+        tx.commit().await?;
+        Ok(CodeRedemption::Reused)
+    }
+}
+
+/// The code as stored and whether it is still unused; `None` if unknown.
+async fn read_code(conn: &mut AnyConnection, code_hash: &str) -> Result<Option<(NewCode, bool)>> {
+    let row = sqlx::query(
+        "SELECT used_at, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, sid, expires_at
+         FROM authorization_codes WHERE code_hash = $1",
+    )
+    .bind(code_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Some((code_from_row(code_hash, &row)?, row.try_get::<Option<i64>, _>("used_at")?.is_none()))),
+        None => Ok(None),
+    }
+}
+
+/// PostgreSQL only (data-modifying `WITH`, which SQLite lacks; PostgreSQL runs each such
+/// part once, read or not): marks the code used and naming `grant`, and stores the grant
+/// with its refresh token, in one statement, so the grant exists exactly when the code was
+/// consumed for it. False if the code was used
+/// (or deleted) meanwhile: the row lock makes a concurrent redemption wait and then find it used.
+async fn redeem_pg(conn: &mut AnyConnection, code_hash: &str, grant: &NewGrant) -> Result<bool> {
+    let refresh = grant.refresh.as_ref();
+    let statement = sqlx::query(
+        "WITH consumed AS (
+             UPDATE authorization_codes SET used_at = $8, grant_id = $1 WHERE code_hash = $9 AND used_at IS NULL RETURNING code_hash
+         ), granted AS (
+             INSERT INTO grants (id, client_id, user_id, scope, auth_time, amr, sid, created_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM consumed
+             RETURNING id
+         ), refreshed AS (
+             INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at)
+             SELECT $10, id, $2, $11, $8, $12 FROM granted WHERE $10 IS NOT NULL
+         )
+         SELECT COUNT(*) AS granted FROM granted",
+    );
+    let row = bind_grant(statement, grant)
+        .bind(code_hash)
+        .bind(refresh.map(|r| r.token_hash.clone()))
+        .bind(refresh.map(|r| r.scope.clone()))
+        .bind(refresh.map(|r| r.expires_at))
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get::<i64, _>("granted")? == 1)
 }
 
 /// Marks each `(code hash, grant id, now)` used at `now` and naming that grant, in one
@@ -142,20 +208,4 @@ pub(super) async fn consume_codes(conn: &mut AnyConnection, codes: &[(String, Gr
             won.next().map(|row| code_from_row(code_hash, row)).transpose()
         })
         .collect()
-}
-
-/// A code that was used before (RFC 6749 §4.1.2): the grant it names is revoked, and the
-/// code no longer names it. One transaction (a savepoint inside the PostgreSQL one).
-async fn revoke_replayed(conn: &mut AnyConnection, code_hash: &str, now: Timestamp) -> Result<CodeRedemption> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    let used = sqlx::query("SELECT grant_id FROM authorization_codes WHERE code_hash = $1").bind(code_hash).fetch_optional(&mut *tx).await?;
-    let Some(row) = used else { return Ok(CodeRedemption::Unknown) };
-    if let Some(grant_id) = row.try_get::<Option<String>, _>("grant_id")? {
-        // The code's row first, then the grant's: the order the redemption itself takes them
-        // in, so that on PostgreSQL concurrent replays and the redemption cannot deadlock.
-        sqlx::query("UPDATE authorization_codes SET grant_id = NULL WHERE code_hash = $1").bind(code_hash).execute(&mut *tx).await?;
-        super::grants::revoke_grant_in(&mut tx, &GrantId(grant_id), now).await?;
-    }
-    tx.commit().await?;
-    Ok(CodeRedemption::Reused)
 }

@@ -13,12 +13,15 @@ use super::{Result, Store, normalise_email};
 use crate::clock::Timestamp;
 use crate::model::UserId;
 
-/// Rows of the user, deleted in this order (`$1` is the user id). Refresh tokens and
-/// browser sessions are found through the rows that name the user, so they go first.
+/// Rows of the user, deleted in this order (`$1` is the user id). Codes first: a code being
+/// redeemed right now is locked until its grant is committed (PostgreSQL), so the deletion
+/// waits for it and then finds the grant; a redemption that comes later finds no code.
+/// Refresh tokens and browser sessions are found through the rows that name the user, so
+/// they go before those.
 const BY_USER: &[&str] = &[
+    "DELETE FROM authorization_codes WHERE user_id = $1",
     "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)",
     "DELETE FROM grants WHERE user_id = $1",
-    "DELETE FROM authorization_codes WHERE user_id = $1",
     "DELETE FROM consents WHERE user_id = $1",
     "DELETE FROM granted_scopes WHERE user_id = $1",
     "DELETE FROM client_user_links WHERE user_id = $1",
@@ -37,11 +40,12 @@ const BY_USER: &[&str] = &[
 
 /// Rows of a client the user registered (`$1` is the client id): its secrets, scope
 /// decisions, and every user's codes, tokens, consents and links with it. Other users'
-/// sign-in and data-access records stay theirs (the app shows as "a removed app").
+/// sign-in and data-access records stay theirs (the app shows as "a removed app"). Codes
+/// first, as for the user.
 const BY_CLIENT: &[&str] = &[
+    "DELETE FROM authorization_codes WHERE client_id = $1",
     "DELETE FROM refresh_tokens WHERE client_id = $1",
     "DELETE FROM grants WHERE client_id = $1",
-    "DELETE FROM authorization_codes WHERE client_id = $1",
     "DELETE FROM consents WHERE client_id = $1",
     "DELETE FROM granted_scopes WHERE client_id = $1",
     "DELETE FROM client_user_links WHERE client_id = $1",

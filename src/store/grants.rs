@@ -80,16 +80,7 @@ pub(super) async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant,
     // prepared on every connection (dozens of sizes would hold tens of MB there).
     .persistent(grants.len() == 1);
     for (grant, code_hash) in grants {
-        query = query
-            .bind(grant.id.as_str())
-            .bind(grant.client_id.as_str())
-            .bind(grant.auth.user_id.as_str())
-            .bind(&grant.scope)
-            .bind(grant.auth.auth_time)
-            .bind(grant.auth.amr.join(" "))
-            .bind(&grant.auth.sid)
-            .bind(grant.created_at)
-            .bind(code_hash);
+        query = bind_grant(query, grant).bind(code_hash);
     }
     let inserted: Vec<String> = query.fetch_all(&mut *conn).await?.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
     let stored: Vec<bool> = grants.iter().map(|(grant, _)| inserted.iter().any(|id| id == grant.id.as_str())).collect();
@@ -102,6 +93,22 @@ pub(super) async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant,
     insert_refreshes(conn, &refreshes).await?;
     Ok(stored)
 }
+
+/// Binds the grant's columns in the order `id, client_id, user_id, scope, auth_time, amr,
+/// sid, created_at`.
+pub(super) fn bind_grant<'q>(query: AnyQuery<'q>, grant: &'q NewGrant) -> AnyQuery<'q> {
+    query
+        .bind(grant.id.as_str())
+        .bind(grant.client_id.as_str())
+        .bind(grant.auth.user_id.as_str())
+        .bind(&grant.scope)
+        .bind(grant.auth.auth_time)
+        .bind(grant.auth.amr.join(" "))
+        .bind(&grant.auth.sid)
+        .bind(grant.created_at)
+}
+
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// A refresh token to insert: its grant, client, the token, and when it was issued.
 type NewRefreshRow<'a> = (&'a GrantId, &'a ClientId, &'a NewRefresh, Timestamp);

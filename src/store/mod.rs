@@ -1,5 +1,7 @@
 //! Persistence. The only module that speaks SQL. Every query is written once, in SQL that
-//! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns).
+//! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns); the one
+//! exception is PostgreSQL's code redemption (`codes::redeem_pg`), and what only one of them
+//! needs (SQLite's pragmas, PostgreSQL's NOTIFY).
 
 mod access;
 mod auth_requests;

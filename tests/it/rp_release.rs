@@ -12,7 +12,7 @@ use sluis::model::{ClientId, UserId};
 use sluis::state::InstanceSecrets;
 
 use crate::served::{ServedSluis, rp_dir, run_bounded, single_json, stderr, stdout};
-use crate::support::{Browser, PASSWORD, POST_LOGOUT_URI, REDIRECT_URI, pkce, query_param};
+use crate::support::{Browser, PASSWORD, POST_LOGOUT_URI, REDIRECT_URI, after_a_client_change_elsewhere, pkce, query_param};
 
 /// The script has its own 90 s overall timeout; this is the backstop.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -242,6 +242,8 @@ async fn withdrawal_and_suspension_cut_a_served_client_off() {
     assert_eq!(userinfo_status(&sluis, tokens["access_token"].as_str().unwrap()).await.0, 200);
     let output = sluis.run_ok(&["client", "suspend", shop_id], None);
     assert_eq!(single_json(&output)["status"], "suspended");
+    let refused = || async { userinfo_status(&sluis, tokens["access_token"].as_str().unwrap()).await.0 == 401 };
+    assert!(after_a_client_change_elsewhere(&sluis.database_url, refused).await, "the served server follows the CLI's suspension");
 
     let (status, challenge) = userinfo_status(&sluis, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(status, 401, "a suspended client's access token at userinfo");

@@ -277,3 +277,25 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
+
+/// Whether `check` holds after another process changed a client: a running server follows
+/// such a change at once on SQLite (its change marker is read before every cached lookup),
+/// and on PostgreSQL once the change's notification has reached the server's listener, about
+/// a millisecond later, so there `check` is repeated for up to two seconds.
+pub async fn after_a_client_change_elsewhere<F, Fut>(database_url: &str, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let patient = database_url.starts_with("postgres");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        if check().await {
+            return true;
+        }
+        if !patient || std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
