@@ -5,13 +5,16 @@
 //! (`Store::clients_changed`). Each process listens on a connection of its own and empties
 //! its cache on every notification. PostgreSQL keeps no notifications for a listener that is
 //! not connected, so the cache is used only while the listener is: it is distrusted when the
-//! connection fails and trusted again, empty, once a new LISTEN has been answered. A listener
-//! whose connection dies without a word (no reset from the network) goes on being trusted
-//! until the kernel notices; entries are reread after a minute in any case.
+//! connection fails and trusted again, empty, once a notification sent through the pool after
+//! the new LISTEN has come back to it. That proof also keeps the cache unused behind a pooler
+//! that does not pass notifications on (PgBouncer in transaction mode). A listener whose
+//! connection dies without a word (no reset from the network) goes on being trusted until the
+//! kernel notices; entries are reread after a minute in any case.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Executor;
 use sqlx::postgres::PgListener;
 use tokio::task::AbortHandle;
 
@@ -28,6 +31,9 @@ pub(super) const NOTIFY: &str = "NOTIFY sluis_clients_changed";
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
+/// How long a new listener waits for its own probe to come back before giving up on it.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The listening task; it stops when the last store clone drops this.
 #[derive(Debug)]
 pub(super) struct Listener {
@@ -41,17 +47,18 @@ impl Drop for Listener {
 }
 
 impl Listener {
-    /// Listens for changes on the database at `url` and keeps `cache` in step with them.
-    pub fn start(url: &str, cache: Arc<ClientCache>) -> Self {
-        let task = tokio::spawn(listen(url.to_string(), cache));
+    /// Listens for changes on the database at `url` (whose pool is `pool`) and keeps
+    /// `cache` in step with them.
+    pub fn start(url: &str, pool: sqlx::AnyPool, cache: Arc<ClientCache>) -> Self {
+        let task = tokio::spawn(listen(url.to_string(), pool, cache));
         Self { task: task.abort_handle() }
     }
 }
 
-async fn listen(url: String, cache: Arc<ClientCache>) {
+async fn listen(url: String, pool: sqlx::AnyPool, cache: Arc<ClientCache>) {
     let mut pause = FIRST_PAUSE;
     loop {
-        match connect(&url).await {
+        match connect(&url, &pool).await {
             Ok(mut listener) => {
                 cache.trust();
                 pause = FIRST_PAUSE;
@@ -74,10 +81,27 @@ async fn listen(url: String, cache: Arc<ClientCache>) {
     }
 }
 
-async fn connect(url: &str) -> sqlx::Result<PgListener> {
-    let mut listener = PgListener::connect(url).await?;
+/// A listener on [`CHANNEL`] that has heard a probe sent through `pool` after it listened.
+async fn connect(url: &str, pool: &sqlx::AnyPool) -> Result<PgListener, String> {
+    let mut listener = PgListener::connect(url).await.map_err(|e| e.to_string())?;
     // Reconnecting is ours to do (above): only then do we know when listening resumed.
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
+    listener.listen(CHANNEL).await.map_err(|e| e.to_string())?;
+    let probe = crate::crypto::random_id();
+    // The probe is hex: nothing to quote.
+    pool.execute(sqlx::AssertSqlSafe(format!("{NOTIFY}, '{probe}'"))).await.map_err(|e| e.to_string())?;
+    let heard = tokio::time::timeout(PROBE_TIMEOUT, async {
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) if notification.payload() == probe => return Ok(()),
+                Ok(Some(_)) => continue,
+                Ok(None) => return Err("the connection was closed".to_string()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    });
+    match heard.await {
+        Ok(outcome) => outcome.map(|()| listener),
+        Err(_) => Err(format!("a notification sent after LISTEN did not arrive within {PROBE_TIMEOUT:?} (a pooler in transaction mode?)")),
+    }
 }

@@ -141,7 +141,7 @@ impl Store {
             },
             false => {
                 let cache = Arc::new(client_cache::ClientCache::notified());
-                let listener = client_notifications::Listener::start(url, Arc::clone(&cache));
+                let listener = client_notifications::Listener::start(url, pool.clone(), Arc::clone(&cache));
                 (Some(cache), Some(Arc::new(listener)))
             }
         };

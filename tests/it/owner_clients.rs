@@ -430,6 +430,43 @@ async fn changes_made_while_the_change_listener_is_cut_off_count_all_the_same() 
     answers_after_a_change_elsewhere(&app, &client, &secret, 401, "suspending again, once listening again").await;
 }
 
+/// Sets a client's status with plain SQL, as no Sluis process would: nobody is told.
+async fn set_status_unannounced(url: &str, client: &Client, status: &str) {
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.unwrap();
+    sqlx::query("UPDATE clients SET status = $1 WHERE id = $2").bind(status).bind(client.id.as_str()).execute(&mut conn).await.unwrap();
+}
+
+/// The server keeps the clients it authenticates in memory (issue 6), on SQLite and on
+/// PostgreSQL alike, and reads them again when a change is announced (the change marker, or
+/// the notification). A row changed behind Sluis' back is therefore served as it was, until
+/// any change to clients is announced.
+#[tokio::test]
+async fn clients_are_kept_in_memory_until_a_change_is_announced() {
+    let app = TestApp::start().await;
+    let url = app.state.config.database_url();
+    let (client, secret) = app.client().await;
+    // On PostgreSQL the cache is used once the server's listener has heard its own probe.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        assert_eq!(client_credentials(&app, &client, &secret).await.status(), 200);
+        set_status_unannounced(&url, &client, "suspended").await;
+        if client_credentials(&app, &client, &secret).await.status() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the server never kept the client in memory");
+        set_status_unannounced(&url, &client, "verified").await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(client_credentials(&app, &client, &secret).await.status(), 200, "served from memory");
+
+    // Any announced change to clients makes the server read them again: here another
+    // client's, made by another process.
+    let other = sluis::store::Store::connect(&url).await.unwrap();
+    let (bystander, _) = app.client().await;
+    assert!(other.set_client_status(&bystander.id, ClientStatus::Suspended).await.unwrap());
+    answers_after_a_change_elsewhere(&app, &client, &secret, 401, "the suspension written behind Sluis' back, once a change is announced").await;
+}
+
 #[tokio::test]
 async fn clients_created_by_the_operator_keep_their_initial_secret_in_the_table() {
     let app = TestApp::start().await;
