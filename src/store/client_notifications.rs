@@ -24,7 +24,8 @@ use super::client_cache::ClientCache;
 /// server do not disturb each other.
 pub(super) const CHANNEL: &str = "sluis_clients_changed";
 
-/// The statement that tells every listener (this process' too) that clients changed.
+/// The statement that tells every listener (this process' too) that clients changed: a
+/// notification without payload (a probe has one, and changes nothing).
 pub(super) const NOTIFY: &str = "NOTIFY sluis_clients_changed";
 
 /// The wait before connecting again after a failure, doubled after each up to the longest.
@@ -64,7 +65,9 @@ async fn listen(url: String, pool: sqlx::AnyPool, cache: Arc<ClientCache>) {
                 pause = FIRST_PAUSE;
                 let lost = loop {
                     match listener.try_recv().await {
-                        Ok(Some(_)) => cache.changed(),
+                        // A change carries no payload; another process' probe does.
+                        Ok(Some(notification)) if notification.payload().is_empty() => cache.changed(),
+                        Ok(Some(_)) => {}
                         Ok(None) => break "the connection was closed".to_string(),
                         Err(e) => break e.to_string(),
                     }

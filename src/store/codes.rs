@@ -144,8 +144,8 @@ async fn read_code(conn: &mut AnyConnection, code_hash: &str) -> Result<Option<(
 /// PostgreSQL only (data-modifying `WITH`, which SQLite lacks; PostgreSQL runs each such
 /// part once, read or not): marks the code used and naming `grant`, and stores the grant
 /// with its refresh token, in one statement, so the grant exists exactly when the code was
-/// consumed for it. False if the code was used
-/// (or deleted) meanwhile: the row lock makes a concurrent redemption wait and then find it used.
+/// consumed for it. False if the code was used (or deleted) meanwhile: the row lock makes a
+/// concurrent redemption wait and then find it used.
 async fn redeem_pg(conn: &mut AnyConnection, code_hash: &str, grant: &NewGrant) -> Result<bool> {
     let refresh = grant.refresh.as_ref();
     let statement = sqlx::query(
