@@ -66,24 +66,25 @@ def main():
     url = lambda path: sluis.issuer + path
     try:
         for row in args.rows:
+            # Each row: its path and wrk's arguments (prepared before the measured run).
             if row in ("healthz", "discovery", "jwks"):
                 path = {"healthz": "/healthz", "discovery": sluis.paths["discovery"], "jwks": sluis.paths["jwks"]}[row]
-                result = measured(lambda: wrk(url(path), sample=[pid]), pid)
+                options = {}
             elif row in ("rs256", "es256"):
-                client = sluis.clients[row.upper()]
-                env = {"BODY": "grant_type=client_credentials", "AUTH": basic(client)}
-                result = measured(lambda: wrk(url("/token"), script="post_form.lua", env=env, sample=[pid]), pid)
+                path = "/token"
+                options = {"script": "post_form.lua", "env": {"BODY": "grant_type=client_credentials", "AUTH": basic(sluis.clients[row.upper()])}}
             elif row == "userinfo":
-                env = {"TOKEN": compare["userinfo_token"](sluis)}
-                result = measured(lambda: wrk(url("/userinfo"), script="bearer.lua", env=env, sample=[pid]), pid)
+                path = "/userinfo"
+                options = {"script": "bearer.lua", "env": {"TOKEN": compare["userinfo_token"](sluis)}}
             elif row == "code":
                 requests = compare["write_requests"]("codes", compare["issue_codes"](sluis, args.codes))
-                env = {"REQUESTS": requests, "AUTH": basic(sluis.clients["RS256"]), "EXPECT": "2"}
-                result = measured(lambda: wrk(url("/token"), script="single_use.lua", env=env, sample=[pid]), pid)
+                path = "/token"
+                options = {"script": "single_use.lua", "env": {"REQUESTS": requests, "AUTH": basic(sluis.clients["RS256"]), "EXPECT": "2"}}
             else:  # login
                 requests = compare["write_requests"]("logins", compare["login_forms"](sluis, args.logins))
-                env = {"REQUESTS": requests, "EXPECT": "3"}
-                result = measured(lambda: wrk(url("/"), script="single_use.lua", env=env, timeout="10s", sample=[pid]), pid)
+                path = "/"
+                options = {"script": "single_use.lua", "env": {"REQUESTS": requests, "EXPECT": "3"}, "timeout": "10s"}
+            result = measured(lambda: wrk(url(path), sample=[pid], **options), pid)
             print(f"{row}: {result['rps']:,.0f} req/s, p50 {result['p50']:.2f} ms, p99 {result['p99']:.2f} ms, failed {compare['failures'](result)}, "
                   f"peak RSS {result['peak_rss']:.1f} MB, CPU s {result['cpu_s']}"
                   + (f", RAN OUT of prepared requests {result['exhausted']} times: pass more (--codes, --logins)" if result["exhausted"] else ""), flush=True)

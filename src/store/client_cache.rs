@@ -115,13 +115,17 @@ impl ClientCache {
             }
             None => None,
         };
-        Ok(Self { entries: RwLock::default(), generation: AtomicU64::new(0), marker, trusted: AtomicBool::new(true) })
+        Ok(Self::with(marker, true))
     }
 
     /// A cache that other processes' changes reach as notifications: unused until
     /// [`ClientCache::trust`].
     pub fn notified() -> Self {
-        Self { entries: RwLock::default(), generation: AtomicU64::new(0), marker: None, trusted: AtomicBool::new(false) }
+        Self::with(None, false)
+    }
+
+    fn with(marker: Option<ChangeMarker>, trusted: bool) -> Self {
+        Self { entries: RwLock::default(), generation: AtomicU64::new(0), marker, trusted: AtomicBool::new(trusted) }
     }
 
     /// From now on every change is notified: start empty and use entries again.

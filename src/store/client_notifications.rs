@@ -22,11 +22,11 @@ use super::client_cache::ClientCache;
 
 /// Notifications are per database, so servers of different databases on one PostgreSQL
 /// server do not disturb each other.
-pub(super) const CHANNEL: &str = "sluis_clients_changed";
+const CHANNEL: &str = "sluis_clients_changed";
 
 /// The statement that tells every listener (this process' too) that clients changed: a
 /// notification without payload (a probe has one, and changes nothing).
-pub(super) const NOTIFY: &str = "NOTIFY sluis_clients_changed";
+const NOTIFY: &str = "NOTIFY sluis_clients_changed";
 
 /// The wait before connecting again after a failure, doubled after each up to the longest.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -53,6 +53,18 @@ impl Listener {
     pub fn start(url: &str, pool: sqlx::AnyPool, cache: Arc<ClientCache>) -> Self {
         let task = tokio::spawn(listen(url.to_string(), pool, cache));
         Self { task: task.abort_handle() }
+    }
+
+    /// Tells every process on the database (this one too) that clients changed; called
+    /// after each committed write (`Store::clients_changed`). In a task of its own, so that
+    /// the others hear of it even if the request is dropped now; awaited, so that a CLI
+    /// command does not exit first.
+    pub async fn announce(&self, pool: &sqlx::AnyPool) {
+        let pool = pool.clone();
+        let notify = tokio::spawn(async move { pool.execute(NOTIFY).await.map(drop).map_err(|e| e.to_string()) });
+        if let Err(e) = notify.await.map_err(|e| e.to_string()).and_then(|notified| notified) {
+            tracing::error!(error = %e, "could not tell other processes that a client changed");
+        }
     }
 }
 

@@ -1,10 +1,9 @@
 use std::sync::Arc;
 
-use sqlx::{Executor, Row};
+use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::client_cache::{ClientCredentials, StoredSecret};
-use super::client_notifications;
 use super::client_secrets::{NewClientSecret, insert_secret};
 use super::{Result, Store, StoreError, join, on_conflict, split};
 use crate::clock::Timestamp;
@@ -132,14 +131,8 @@ impl Store {
         if let Some(cache) = &self.client_cache {
             cache.changed();
         }
-        if self.client_listener.is_some() {
-            // In a task of its own, so that other processes hear of the change even if this
-            // request is dropped now; awaited, so that a CLI command does not exit first.
-            let pool = self.pool.clone();
-            let notify = tokio::spawn(async move { pool.execute(client_notifications::NOTIFY).await.map(drop).map_err(|e| e.to_string()) });
-            if let Err(e) = notify.await.map_err(|e| e.to_string()).and_then(|notified| notified) {
-                tracing::error!(error = %e, "could not tell other processes that a client changed");
-            }
+        if let Some(listener) = &self.client_listener {
+            listener.announce(&self.pool).await;
         }
     }
 
