@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -56,12 +56,20 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router(state.clone()))
         // Inside the session layer: keeps `user_sessions` in step and signs ended sessions out.
         .layer(axum::middleware::from_fn_with_state(state.clone(), login::session::track))
-        .layer(sessions);
+        .layer(sessions)
+        // Before the session layer: a refused sign-in costs no database round trip.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::rate_limit::limit));
     // Requests that sign or check tokens: password hashing yields to them when they contend.
     let protocol = Router::new()
         .merge(oidc::client_router())
         .merge(api::router())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), count_protocol_load));
+        // One layer (each `route_layer` call adds a boxed service per route); the limit first:
+        // a refused request is no load.
+        .route_layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(state.clone(), web::rate_limit::limit))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), count_protocol_load)),
+        );
     // Protocol endpoints, the user API and static files never see the session: a cookie a
     // client app happens to send is ignored, and the hot paths skip the session machinery.
     let clients = Router::new()
@@ -71,15 +79,11 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/static/sluis.css", get(|| async { static_file("text/css", include_str!("../static/sluis.css")) }))
         .route("/static/form_post.js", get(|| async { static_file("text/javascript", include_str!("../static/form_post.js")) }));
-    Router::new()
+    let app = Router::new()
         .merge(browser)
         .merge(clients)
-        .fallback(|| async { error::PageError::not_found() })
-        // Before the session layer: a refused request costs no database round trip.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), web::rate_limit::limit))
-        .layer(axum::middleware::from_fn(web::security_headers))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .fallback(|| async { error::PageError::not_found() });
+    web::with_common_layers(app, MAX_BODY).with_state(state)
 }
 
 async fn count_protocol_load(State(app): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {

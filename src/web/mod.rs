@@ -7,10 +7,12 @@ pub mod params;
 pub mod rate_limit;
 pub mod templates;
 
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tower::ServiceBuilder;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Renders a template; a template failure is an internal error, logged with an id.
 pub fn render<T: askama::Template>(template: &T) -> Response {
@@ -55,23 +57,21 @@ pub fn allow_form_redirect_to(mut response: Response, redirect_uri: &str) -> Res
     response
 }
 
-/// Adds the security headers every response carries, unless a handler set its own.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    let defaults = [
-        (header::CONTENT_SECURITY_POLICY, CSP),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
-    ];
-    for (name, value) in defaults {
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
-    }
-    response
+/// Wraps every route of `router` (and its fallback) in what every request gets: the body
+/// size limit and the security headers every response carries unless a handler set its
+/// own. One layer of plain services, not boxed middleware: it wraps the hot requests too,
+/// and each `Router::layer` call adds a boxed service per route.
+pub fn with_common_layers<S: Clone + Send + Sync + 'static>(router: Router<S>, max_body: usize) -> Router<S> {
+    let header = |name: header::HeaderName, value: &'static str| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
+    router.layer(
+        ServiceBuilder::new()
+            .layer(DefaultBodyLimit::max(max_body))
+            .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
+            .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(header(header::REFERRER_POLICY, "no-referrer"))
+            .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+            .layer(header(header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin")),
+    )
 }
 
 /// A timestamp as people read it: `2026-11-23 14:02 UTC`.

@@ -75,6 +75,8 @@ fn classify(method: &Method, path: &str) -> Option<Kind> {
     }
 }
 
+/// Middleware around the pages (outside the session layer) and the protocol routes; the
+/// requests it does not classify pass untouched.
 pub async fn limit(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let Some(kind) = classify(request.method(), request.uri().path()) else { return next.run(request).await };
     let limiter = match kind {
