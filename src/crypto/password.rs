@@ -1,12 +1,13 @@
-//! argon2id password hashing on a bounded blocking pool, so a login flood waits for a
-//! hashing slot instead of starving token and userinfo traffic.
+//! argon2id password hashing on its own threads, one per core (a slot each), fed from one
+//! queue: a login flood waits in the queue instead of starving token and userinfo traffic,
+//! and a thread done with one hash starts the next at once.
 //!
 //! Protocol traffic comes first: while the protocol endpoints' handlers take half a core or
 //! more (the cores are contended), hashing keeps to one hash at a time and pauses after each
 //! for twice its duration, so a login flood takes at most a third of one core from token and
 //! userinfo requests. Sign-ins then wait longer; nothing is refused.
 //!
-//! Each slot keeps its 19 MiB of argon2 memory and reuses it: allocating it per hash let
+//! Each thread keeps its 19 MiB of argon2 memory and reuses it: allocating it per hash let
 //! glibc's malloc (whose mmap threshold rises after the first large free) keep a copy per
 //! thread arena, and the server grew to hundreds of MB under a login load (bench/compare).
 
@@ -16,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::Semaphore;
 
 use super::random_bytes;
 
@@ -85,29 +85,37 @@ impl ProtocolLoad {
     }
 }
 
+/// A job for a hashing thread: runs with that thread's argon2 memory.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
 #[derive(Clone, Debug)]
 pub struct PasswordHasher {
-    slots: Arc<Semaphore>,
+    /// The queue of the hashing threads, one per slot. Each thread takes the next job as soon
+    /// as it is done with one: no hand-off through the async runtime between two hashes.
+    jobs: flume::Sender<Job>,
     load: ProtocolLoad,
-    /// Held by the one hash allowed while protocol requests contend, and through its pause.
-    yielding: Arc<tokio::sync::Mutex<()>>,
-    /// Argon2 memory of the slots, allocated on first use and kept (at most one per slot).
-    memory: Arc<Mutex<Vec<Vec<Block>>>>,
     /// Verified against when the account does not exist, so both cases cost the same.
     dummy_hash: Arc<String>,
 }
 
 impl PasswordHasher {
+    /// Starts `workers` hashing threads (0: one per core). They end when the last clone of the
+    /// hasher is dropped.
     pub fn new(workers: usize) -> Self {
         let workers = if workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { workers };
         let dummy_hash = hash_blocking("not a real password, only spends time", &mut Vec::new()).expect("hash");
-        Self {
-            slots: Arc::new(Semaphore::new(workers)),
-            load: ProtocolLoad::default(),
-            yielding: Arc::default(),
-            memory: Arc::default(),
-            dummy_hash: Arc::new(dummy_hash),
+        let (jobs, queue) = flume::unbounded::<Job>();
+        let load = ProtocolLoad::default();
+        // Held by the one hash allowed while protocol requests contend, and through its pause.
+        let yielding = Arc::new(Mutex::new(()));
+        for _ in 0..workers {
+            let (queue, load, yielding) = (queue.clone(), load.clone(), yielding.clone());
+            let spawned = std::thread::Builder::new().name("sluis-hash".into()).spawn(move || hash_jobs(&queue, &load, &yielding));
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a password hashing thread: {e}");
+            }
         }
+        Self { jobs, load, dummy_hash: Arc::new(dummy_hash) }
     }
 
     /// The counter the protocol endpoints keep, which hashing yields to.
@@ -115,23 +123,15 @@ impl PasswordHasher {
         &self.load
     }
 
-    /// Runs `work` on the blocking pool in a slot, with that slot's memory.
+    /// Runs `work` on a hashing thread, with that thread's memory, once one is free.
     async fn in_slot<T: Send + 'static>(&self, work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static) -> Result<T, PasswordError> {
-        let _slot = self.slots.acquire().await.map_err(|_| PasswordError::Pool)?;
-        let turn = if self.load.contended() { Some(self.yielding.clone().lock_owned().await) } else { None };
-        let started = Instant::now();
-        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default();
-        let (out, memory) = tokio::task::spawn_blocking(move || (work(&mut memory), memory)).await.map_err(|_| PasswordError::Pool)?;
-        self.memory.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
-        if let Some(turn) = turn {
-            // The pause holds the turn, not the caller: the sign-in answers at once.
-            let pause = started.elapsed() * YIELD_FACTOR;
-            tokio::spawn(async move {
-                tokio::time::sleep(pause).await;
-                drop(turn);
-            });
-        }
-        Ok(out)
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            // The caller may have gone (a closed connection): nothing to answer.
+            let _ = answer.send(work(memory));
+        });
+        self.jobs.send(job).map_err(|_| PasswordError::Pool)?;
+        answered.await.map_err(|_| PasswordError::Pool)
     }
 
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
@@ -145,6 +145,26 @@ impl PasswordHasher {
         let hash = hash.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
         let ok = self.in_slot(move |memory| verify_blocking(&hash, &password, memory)).await?;
         Ok(known && ok)
+    }
+}
+
+/// A hashing thread: takes jobs until the hasher is dropped, keeping its argon2 memory from
+/// one to the next. While protocol requests contend, it hashes only when it holds the turn,
+/// and keeps the turn through a pause of twice the hash's duration after it (the caller has
+/// its answer at once).
+fn hash_jobs(queue: &flume::Receiver<Job>, load: &ProtocolLoad, yielding: &Mutex<()>) {
+    let mut memory = Vec::new();
+    while let Ok(job) = queue.recv() {
+        let turn = load.contended().then(|| yielding.lock().unwrap_or_else(PoisonError::into_inner));
+        let started = Instant::now();
+        // A panicking job must not take the thread, and the pool's capacity, with it; its
+        // caller sees its answer dropped (`PasswordError::Pool`).
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory))).is_err() {
+            memory = Vec::new();
+        }
+        if turn.is_some() {
+            std::thread::sleep(started.elapsed() * YIELD_FACTOR);
+        }
     }
 }
 
@@ -251,9 +271,27 @@ mod tests {
         assert!(!load.contended(), "the first look only opens a window");
         load.measure(async { std::thread::sleep(WINDOW + Duration::from_millis(10)) }).await;
         assert!(load.contended());
+        // And they stay busy (one core's worth) while the hashes run.
+        let protocol_busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let protocol = tokio::spawn({
+            let (load, protocol_busy) = (load.clone(), protocol_busy.clone());
+            async move {
+                while protocol_busy.load(Ordering::SeqCst) {
+                    load.measure(async { std::thread::sleep(Duration::from_millis(5)) }).await;
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
         let (most, gaps) = concurrency(&hasher, 3).await;
+        protocol_busy.store(false, Ordering::SeqCst);
+        protocol.await.unwrap();
         assert_eq!(most, 1, "one hash at a time");
         assert!(gaps.iter().all(|gap| *gap >= Duration::from_millis(40) * YIELD_FACTOR), "each hash is followed by a pause: {gaps:?}");
+
+        // A window without protocol work after the last pause: both slots again.
+        tokio::time::sleep(Duration::from_millis(40) * YIELD_FACTOR + WINDOW * 2).await;
+        let (most, _) = concurrency(&hasher, 2).await;
+        assert_eq!(most, 2, "once the protocol work stops, both slots hash at once");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
