@@ -127,8 +127,11 @@ impl PasswordHasher {
     async fn in_slot<T: Send + 'static>(&self, work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static) -> Result<T, PasswordError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |memory| {
-            // The caller may have gone (a closed connection): nothing to answer.
-            let _ = answer.send(work(memory));
+            // A caller gone while its job waited (a closed connection, a timed-out sign-in)
+            // costs no hash: under a flood, the queue holds many of them.
+            if !answer.is_closed() {
+                let _ = answer.send(work(memory));
+            }
         });
         self.jobs.send(job).map_err(|_| PasswordError::Pool)?;
         answered.await.map_err(|_| PasswordError::Pool)
@@ -292,6 +295,27 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(40) * YIELD_FACTOR + WINDOW * 2).await;
         let (most, _) = concurrency(&hasher, 2).await;
         assert_eq!(most, 2, "once the protocol work stops, both slots hash at once");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_caller_left_while_it_waited_is_not_run() {
+        let hasher = PasswordHasher::new(1);
+        let busy = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.in_slot(|_| std::thread::sleep(Duration::from_millis(100))).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let ran = Arc::new(AtomicU64::new(0));
+        let waiting = hasher.in_slot({
+            let ran = ran.clone();
+            move |_| ran.fetch_add(1, Ordering::SeqCst)
+        });
+        // The sign-in gives up (its connection closed) while the only thread is busy.
+        assert!(tokio::time::timeout(Duration::from_millis(20), waiting).await.is_err());
+        busy.await.unwrap().unwrap();
+        // A later job runs: the thread went past the abandoned one.
+        hasher.in_slot(|_| ()).await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the abandoned job was run");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
