@@ -5,9 +5,11 @@
 //! cost (what the machine could do if it did nothing else), except for the database commit:
 //! SQLite commits one write transaction at a time, so its ceiling is 1 ÷ cost.
 //!
-//!     cargo run --release --example limits [-- --json]
+//!     cargo run --release --example limits [-- [--json] [sign|argon2|sqlite]]
 //!
-//! `--json` prints one JSON object instead of the table (read by bench/compare).
+//! `--json` prints one JSON object instead of the table (read by bench/compare). A section
+//! name measures that section alone: bench/compare measures each again just before the rows
+//! it bounds, as a shared machine's speed drifts over a run.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -73,11 +75,16 @@ fn claims() -> serde_json::Value {
 
 fn main() -> anyhow::Result<()> {
     let as_json = std::env::args().any(|a| a == "--json");
+    let only = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    if let Some(section) = only.as_deref().filter(|s| !["sign", "argon2", "sqlite"].contains(s)) {
+        anyhow::bail!("unknown section {section:?}: sign, argon2 or sqlite");
+    }
+    let measured = |section: &str| only.as_deref().is_none_or(|s| s == section);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let budget = Duration::from_millis(1500);
     let mut rows = Vec::new();
 
-    for alg in SigningAlg::ALL {
+    for alg in SigningAlg::ALL.into_iter().filter(|_| measured("sign")) {
         let generated = keys::generate(alg)?;
         let key = keys::parse(&generated.kid, alg, &generated.pkcs8, 0, None)?;
         let claims = claims();
@@ -99,34 +106,38 @@ fn main() -> anyhow::Result<()> {
         rows.push((format!("verify {}", alg.as_str()), verify));
     }
 
-    // The hasher as the server uses it (one slot: one hash at a time, so this is one core's cost).
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let hasher = PasswordHasher::new(1);
-    let hash = runtime.block_on(hasher.hash("bench password 123".into()))?;
-    let argon_budget = Duration::from_secs(3);
-    let hash_cost = cost(argon_budget, || {
-        black_box(runtime.block_on(hasher.hash("bench password 123".into())).expect("hashes"));
-    });
-    let verify_cost = cost(argon_budget, || {
-        assert!(runtime.block_on(hasher.verify(Some(hash.clone()), "bench password 123".into())).expect("verifies"));
-    });
-    // The server's hasher with one slot per core, every core verifying at once: argon2id is
-    // memory-bound, so two at once on shared caches cost more each than one alone.
-    let all_cores = tokio::runtime::Builder::new_multi_thread().worker_threads(cores).build()?;
-    let shared = PasswordHasher::new(cores);
-    let together = parallel_rate(cores, argon_budget, || {
-        assert!(all_cores.block_on(shared.verify(Some(hash.clone()), "bench password 123".into())).expect("verifies"));
-    });
-    rows.push(("argon2id hash".into(), hash_cost));
-    rows.push(("argon2id verify".into(), verify_cost));
-    rows.push(("argon2id verify, all cores at once".into(), cores as f64 / together));
+    if measured("argon2") {
+        // The hasher as the server uses it (one slot: one hash at a time, so this is one core's cost).
+        let hasher = PasswordHasher::new(1);
+        let hash = runtime.block_on(hasher.hash("bench password 123".into()))?;
+        let argon_budget = Duration::from_secs(3);
+        let hash_cost = cost(argon_budget, || {
+            black_box(runtime.block_on(hasher.hash("bench password 123".into())).expect("hashes"));
+        });
+        let verify_cost = cost(argon_budget, || {
+            assert!(runtime.block_on(hasher.verify(Some(hash.clone()), "bench password 123".into())).expect("verifies"));
+        });
+        // The server's hasher with one slot per core, every core verifying at once: argon2id is
+        // memory-bound, so two at once on shared caches cost more each than one alone.
+        let all_cores = tokio::runtime::Builder::new_multi_thread().worker_threads(cores).build()?;
+        let shared = PasswordHasher::new(cores);
+        let together = parallel_rate(cores, argon_budget, || {
+            assert!(all_cores.block_on(shared.verify(Some(hash.clone()), "bench password 123".into())).expect("verifies"));
+        });
+        rows.push(("argon2id hash".into(), hash_cost));
+        rows.push(("argon2id verify".into(), verify_cost));
+        rows.push(("argon2id verify, all cores at once".into(), cores as f64 / together));
+    }
 
-    // The exchange's writes (`Store::redeem_code`: consume the code, store the grant),
-    // one after another on a fresh SQLite file with the server's settings (WAL,
-    // synchronous=NORMAL); the codes are stored beforehand, untimed.
-    let dir = tempfile::tempdir()?;
-    let commit = runtime.block_on(redeem_cost(&format!("sqlite://{}?mode=rwc", dir.path().join("limits.db").display())))?;
-    rows.push(("SQLite commit (code exchange)".into(), commit));
+    if measured("sqlite") {
+        // The exchange's writes (`Store::redeem_code`: consume the code, store the grant),
+        // one after another on a fresh SQLite file with the server's settings (WAL,
+        // synchronous=NORMAL); the codes are stored beforehand, untimed.
+        let dir = tempfile::tempdir()?;
+        let commit = runtime.block_on(redeem_cost(&format!("sqlite://{}?mode=rwc", dir.path().join("limits.db").display())))?;
+        rows.push(("SQLite commit (code exchange)".into(), commit));
+    }
 
     if as_json {
         let costs: serde_json::Map<String, serde_json::Value> = rows.iter().map(|(name, secs)| (name.clone(), json!(secs))).collect();
