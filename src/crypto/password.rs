@@ -300,18 +300,29 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_whose_caller_left_while_it_waited_is_not_run() {
         let hasher = PasswordHasher::new(1);
+        // The only thread is busy until the test releases it.
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
         let busy = tokio::spawn({
             let hasher = hasher.clone();
-            async move { hasher.in_slot(|_| std::thread::sleep(Duration::from_millis(100))).await }
+            async move {
+                hasher
+                    .in_slot(move |_| {
+                        let _ = started.send(());
+                        let _ = released.recv();
+                    })
+                    .await
+            }
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        has_started.await.unwrap();
         let ran = Arc::new(AtomicU64::new(0));
         let waiting = hasher.in_slot({
             let ran = ran.clone();
             move |_| ran.fetch_add(1, Ordering::SeqCst)
         });
-        // The sign-in gives up (its connection closed) while the only thread is busy.
+        // The sign-in gives up (its connection closed) while its job waits.
         assert!(tokio::time::timeout(Duration::from_millis(20), waiting).await.is_err());
+        release.send(()).unwrap();
         busy.await.unwrap().unwrap();
         // A later job runs: the thread went past the abandoned one.
         hasher.in_slot(|_| ()).await.unwrap();
