@@ -58,9 +58,8 @@ def measured(run, pid):
 
 
 def main():
-    sluis = compare["Sluis"]()
-    if args.bin:
-        sluis.bin = os.path.abspath(args.bin)
+    # The build under test also creates the database: two builds may differ in their schema.
+    sluis = compare["Sluis"](os.path.abspath(args.bin) if args.bin else None)
     sluis.start()
     pid, wrk, basic = sluis.proc.pid, compare["wrk"], compare["basic"]
     url = lambda path: sluis.issuer + path

@@ -52,8 +52,8 @@ pub async fn post_login(State(app): State<AppState>, session: Session, origin: O
         return page(&app, &session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some("Enter your email address and password.")).await;
     }
 
-    let user = match check_password(&app, &origin, client_id.as_ref(), email, password).await {
-        Ok(Ok(user)) => user,
+    let (user, has_second_factor) = match check_password(&app, &origin, client_id.as_ref(), email, password).await {
+        Ok(Ok(signed_in)) => signed_in,
         Ok(Err(message)) => {
             tracing::info!(outcome = "failed", "password sign-in failed");
             return page(&app, &session, request_id, client_name.as_deref(), redirect_uri.as_deref(), email, Some(&message)).await;
@@ -63,32 +63,20 @@ pub async fn post_login(State(app): State<AppState>, session: Session, origin: O
 
     tracing::info!(outcome = "ok", "password sign-in");
     // Signs in, or asks for the second factor first when the account has one.
-    match super::second_factor::after_first_factor(&app, &session, &origin, &user, vec!["pwd".into()], request_id).await {
+    match super::second_factor::after_first_factor(&app, &session, &origin, &user, has_second_factor, vec!["pwd".into()], request_id).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-/// Notes on the pending request that the user signed in for it (see `login_done`).
-pub(super) async fn mark_login_done(app: &AppState, request_id: &str) -> Result<(), PageError> {
-    if request_id.is_empty() {
-        return Ok(());
-    }
-    if let Some((mut request, _)) = load_pending(app, request_id).await? {
-        request.login_done = true;
-        let payload = serde_json::to_string(&request).map_err(|e| PageError::internal(&e))?;
-        app.store.update_auth_request(request_id, &payload).await?;
-    }
-    Ok(())
-}
 
-/// The user whose password this is, or the words to answer with. Under the login throttle;
-/// every outcome is recorded in the login history.
-async fn check_password(app: &AppState, origin: &Origin, client: Option<&ClientId>, email: &str, password: &str) -> Result<Result<User, String>, PageError> {
+/// The user whose password this is and whether they have a second factor, or the words to
+/// answer with. Under the login throttle; every outcome is recorded in the login history.
+async fn check_password(app: &AppState, origin: &Origin, client: Option<&ClientId>, email: &str, password: &str) -> Result<Result<(User, bool), String>, PageError> {
     let now = app.now();
-    let (user, hash) = match app.store.user_credentials(email).await? {
-        Some((user, hash)) => (Some(user), hash),
-        None => (None, None),
+    let (user, hash, has_second_factor) = match app.store.sign_in_credentials(email).await? {
+        Some(c) => (Some(c.user), c.password_hash, c.has_second_factor),
+        None => (None, None, false),
     };
     let user_id = user.as_ref().map(|u| u.id.clone());
     let record = |outcome| {
@@ -116,13 +104,13 @@ async fn check_password(app: &AppState, origin: &Origin, client: Option<&ClientI
         Some(user) => {
             // With a second factor still to come, earlier failures keep counting: a right
             // password must not reset the count that also limits code guessing.
-            if app.store.has_second_factor(&user.id).await? {
+            if has_second_factor {
                 ticket.passed(&app.store, now).await?;
             } else {
                 ticket.succeeded(&app.store, now).await?;
             }
             record(Outcome::Success).await?;
-            Ok(Ok(user))
+            Ok(Ok((user, has_second_factor)))
         }
         None => {
             ticket.failed(&app.store, now).await?;

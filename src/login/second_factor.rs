@@ -96,9 +96,17 @@ pub async fn take_resume_after_setup(session: &Session) -> Result<Option<String>
 
 /// After a first factor (a password or an upstream provider): signs the user in, or, if the
 /// account has a second factor, asks for it first.
-pub async fn after_first_factor(app: &AppState, session: &Session, origin: &Origin, user: &User, amr: Vec<String>, request_id: &str) -> Result<Response, PageError> {
+pub async fn after_first_factor(
+    app: &AppState,
+    session: &Session,
+    origin: &Origin,
+    user: &User,
+    has_second_factor: bool,
+    amr: Vec<String>,
+    request_id: &str,
+) -> Result<Response, PageError> {
     let then = Then::SignIn { request_id: request_id.to_string() };
-    if app.store.has_second_factor(&user.id).await? {
+    if has_second_factor {
         let pending = Pending { user_id: user.id.clone(), amr, sid: None, then, started_at: app.now(), failures: 0 };
         set_pending(session, &pending).await?;
         return Ok(see_other("/login/second-factor"));
@@ -164,7 +172,8 @@ async fn destination(app: &AppState, then: &Then) -> Result<String, PageError> {
     Ok(match then {
         Then::SignIn { request_id } if request_id.is_empty() => "/account".to_string(),
         Then::SignIn { request_id } => {
-            super::password::mark_login_done(app, request_id).await?;
+            // The pending request notes that the user signed in for it (see `login_done`).
+            app.store.mark_login_done(request_id).await?;
             resume_url(request_id)
         }
         Then::StepUp { request_id } => resume_url(request_id),

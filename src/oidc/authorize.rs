@@ -86,8 +86,9 @@ pub fn expired_page() -> PageError {
 /// A pending request and when it was made.
 pub async fn load_pending(app: &AppState, id: &str) -> Result<Option<(AuthorizationRequest, Timestamp)>, PageError> {
     let Some(stored) = app.store.auth_request(id, app.now()).await? else { return Ok(None) };
-    let request = serde_json::from_str(&stored.payload).map_err(|e| PageError::internal(&e))?;
-    Ok(Some((request, stored.created_at)))
+    let request: AuthorizationRequest = serde_json::from_str(&stored.payload).map_err(|e| PageError::internal(&e))?;
+    let login_done = request.login_done || stored.login_done;
+    Ok(Some((AuthorizationRequest { login_done, ..request }, stored.created_at)))
 }
 
 /// What the authorization endpoint does next for a request.

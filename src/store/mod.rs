@@ -51,7 +51,7 @@ pub use sessions::SessionStore;
 pub use throttle::ThrottleState;
 pub use upstream_identities::{NewUpstreamUser, UpstreamIdentity};
 pub use user_sessions::{SessionMark, UserSession};
-pub use users::{NewUser, normalise_email};
+pub use users::{Credentials, NewUser, normalise_email};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -21,6 +21,14 @@ pub fn normalise_email(email: &str) -> String {
 pub(super) const INSERT_USER: &str = "INSERT INTO users (id, email, email_norm, email_verified, name, password_hash, is_admin, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
 
+/// An account as a password sign-in sees it.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+    /// A confirmed second factor, which the sign-in must ask for (as `has_second_factor`).
+    pub has_second_factor: bool,
+}
+
 const COLUMNS: &str = "id, email, email_verified, name, is_admin, created_at, updated_at";
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
@@ -88,14 +96,28 @@ impl Store {
         })
     }
 
-    /// The user and their password hash, for sign-in.
+    /// The user and their password hash.
     pub async fn user_credentials(&self, email: &str) -> Result<Option<(User, Option<String>)>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, password_hash FROM users WHERE email_norm = $1")))
-            .bind(normalise_email(email))
-            .fetch_optional(&self.pool)
-            .await?;
+        Ok(self.sign_in_credentials(email).await?.map(|c| (c.user, c.password_hash)))
+    }
+
+    /// What a password sign-in needs to know of the account, in one query: a sign-in is a
+    /// dozen statements, and each is a round trip to the database.
+    pub async fn sign_in_credentials(&self, email: &str) -> Result<Option<Credentials>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, password_hash,
+                    (SELECT COUNT(*) FROM totp_factors t WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) AS second_factors
+             FROM users WHERE email_norm = $1"
+        )))
+        .bind(normalise_email(email))
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
-            Some(row) => Ok(Some((user_from_row(&row)?, row.try_get("password_hash")?))),
+            Some(row) => Ok(Some(Credentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash")?,
+                has_second_factor: row.try_get::<i64, _>("second_factors")? > 0,
+            })),
             None => Ok(None),
         }
     }

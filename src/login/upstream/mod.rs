@@ -201,7 +201,8 @@ async fn callback(app: &AppState, session: &Session, origin: &Origin, id: &str, 
     let attempt = Attempt { user: Some(&user.id), client: client.as_ref(), method: method.clone(), outcome: Outcome::Success };
     events::record_attempt(&app.store, &attempt, origin, now).await?;
     tracing::info!(provider = id, outcome = "ok", "upstream sign-in");
-    super::second_factor::after_first_factor(app, session, origin, &user, vec!["fed".into()], &pending.request_id).await
+    let has_second_factor = app.store.has_second_factor(&user.id).await?;
+    super::second_factor::after_first_factor(app, session, origin, &user, has_second_factor, vec!["fed".into()], &pending.request_id).await
 }
 
 /// The code exchanged for the identity, as the provider's kind does it.
