@@ -33,21 +33,24 @@ pub fn client_router() -> Router<AppState> {
         .layer(cors())
 }
 
-/// Discovery and the signing keys: static bytes, for clients and resource servers alike.
+/// Discovery and the signing keys: static bytes, for clients and resource servers alike,
+/// which carry their CORS header themselves (`discovery::preflight`).
 pub fn metadata_router() -> Router<AppState> {
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::get_discovery))
-        .route("/.well-known/oauth-authorization-server", get(discovery::get_discovery))
-        .route("/jwks", get(discovery::get_jwks))
-        .layer(cors())
+        .route("/.well-known/openid-configuration", get(discovery::get_discovery).options(discovery::preflight))
+        .route("/.well-known/oauth-authorization-server", get(discovery::get_discovery).options(discovery::preflight))
+        .route("/jwks", get(discovery::get_jwks).options(discovery::preflight))
 }
 
 /// Browser-based clients call the client endpoints with fetch(): CORS without credentials.
+/// Every origin gets the same answer, so no `Vary` (tower-http's default names three
+/// request headers, built into a new header value on every request).
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .vary([])
 }
 
 /// The endpoints the user's browser navigates to: they read and write the session. No CORS.

@@ -165,6 +165,35 @@ async fn browser_clients_may_fetch_metadata_and_keys() {
     assert!(authorize.headers().get("access-control-allow-origin").is_none());
 }
 
+/// A browser asks first (a CORS preflight) when its request carries a header such as
+/// `Authorization`: the documents and the client endpoints allow any origin, without
+/// credentials, and the same answer for every origin.
+#[tokio::test]
+async fn cors_preflights_are_answered_for_metadata_and_client_endpoints() {
+    let app = TestApp::start().await;
+    let http = app.http();
+    for (path, method) in [("/.well-known/openid-configuration", "GET"), ("/.well-known/oauth-authorization-server", "GET"), ("/jwks", "GET"), ("/token", "POST"), ("/userinfo", "GET")] {
+        let response = http
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("origin", "https://spa.example")
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        assert_eq!(header("access-control-allow-origin"), "*", "{path}");
+        assert!(header("access-control-allow-methods").contains(&method.to_ascii_lowercase()), "{path}: {}", header("access-control-allow-methods"));
+        assert!(header("access-control-allow-headers").contains("authorization"), "{path}");
+        assert!(response.headers().get("access-control-allow-credentials").is_none(), "{path}");
+    }
+    // The documents answer every origin alike, so a cache needs no Vary.
+    let jwks = http.get(app.url("/jwks")).header("origin", "https://other.example").send().await.unwrap();
+    assert_eq!(jwks.headers()["access-control-allow-origin"], "*");
+    assert!(jwks.headers().get("vary").is_none());
+}
+
 /// Protocol endpoints are for client apps: they neither read nor write the browser session,
 /// so a cookie a browser-based client sends along changes nothing and none is set.
 #[tokio::test]
