@@ -69,7 +69,6 @@ pub async fn post_login(State(app): State<AppState>, session: Session, origin: O
     }
 }
 
-
 /// The user whose password this is and whether they have a second factor, or the words to
 /// answer with. Under the login throttle; every outcome is recorded in the login history.
 async fn check_password(app: &AppState, origin: &Origin, client: Option<&ClientId>, email: &str, password: &str) -> Result<Result<(User, bool), String>, PageError> {
