@@ -1,7 +1,7 @@
 //! OpenID Connect Discovery 1.0 §3 and RFC 8414 metadata, built once.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::json;
@@ -63,24 +63,6 @@ fn json_bytes(body: Bytes) -> Response {
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
         ],
         body,
-    )
-        .into_response()
-}
-
-/// The CORS preflight for the documents (Fetch standard §3.2.2), for a browser whose
-/// request carries a header that needs one: any origin may GET them, with the same request
-/// headers the client endpoints allow. The documents answer with their CORS header
-/// themselves ([`json_bytes`]) instead of through tower-http's `CorsLayer`, which builds its
-/// headers anew for every request and took a seventh of discovery's throughput
-/// (docs/performance.md).
-pub async fn preflight() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
-            (header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET")),
-            (header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization,content-type")),
-        ],
     )
         .into_response()
 }
