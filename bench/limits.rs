@@ -167,8 +167,9 @@ async fn redeem_cost(url: &str) -> anyhow::Result<f64> {
         let start = Instant::now();
         for hash in &hashes {
             let id = GrantId(random_id());
-            let grant = |c: &NewCode| {
-                Some(NewGrant { id: id.clone(), client_id: c.client_id.clone(), scope: c.scope.clone(), auth: c.auth.clone(), created_at: 1_900_000_000, refresh: None })
+            let grant = {
+                let id = id.clone();
+                move |c: &NewCode| Some(NewGrant { id, client_id: c.client_id.clone(), scope: c.scope.clone(), auth: c.auth.clone(), created_at: 1_900_000_000, refresh: None })
             };
             store.redeem_code(hash, &id, 1_900_000_000, grant).await?;
         }

@@ -70,24 +70,26 @@ impl Store {
     /// grant the code names and unnames it, and a grant is stored only while its code names
     /// it, so no replay leaves a grant behind.
     ///
-    /// On SQLite both steps go through the redemption task (`store/redemption_batch.rs`),
-    /// which runs the redemptions waiting at the same moment together. On PostgreSQL the
-    /// code is read first (what `decide` checks never changes) and then consumed together
-    /// with storing the grant, in one statement ([`redeem_pg`]): two round trips and one
-    /// commit, where a transaction around the two steps took five round trips.
+    /// On SQLite both steps, and `decide` between them, run in the redemption thread
+    /// (`store/redemption_batch.rs`), which runs the redemptions waiting at the same moment
+    /// together. On PostgreSQL the code is read first (what `decide` checks never changes)
+    /// and then consumed together with storing the grant, in one statement ([`redeem_pg`]):
+    /// two round trips and one commit, where a transaction around the two steps took five
+    /// round trips.
     pub async fn redeem_code(
         &self,
         code_hash: &str,
         grant_id: &GrantId,
         now: Timestamp,
-        decide: impl FnOnce(&NewCode) -> Option<NewGrant>,
+        decide: impl FnOnce(&NewCode) -> Option<NewGrant> + Send + 'static,
     ) -> Result<CodeRedemption> {
         if let Some(batcher) = &self.redemptions {
-            let Some((code, decision)) = batcher.consume(code_hash, grant_id, now).await? else {
-                return self.revoke_replayed(code_hash, now).await;
+            return match batcher.redeem(code_hash, grant_id, now, Box::new(decide)).await? {
+                Some((code, true)) => Ok(CodeRedemption::Redeemed(Box::new(code))),
+                // Replayed by another process between the two statements.
+                Some((_, false)) => Ok(CodeRedemption::Reused),
+                None => self.revoke_replayed(code_hash, now).await,
             };
-            let stored = decision.decide(decide(&code)).await?;
-            return Ok(if stored { CodeRedemption::Redeemed(Box::new(code)) } else { CodeRedemption::Reused });
         }
         let consumed = {
             let mut conn = self.pool.acquire().await?;

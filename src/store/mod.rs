@@ -146,7 +146,10 @@ impl Store {
             }
         };
         let sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>> = sqlite.then(Arc::default);
-        let redemptions = sqlite_writes.as_ref().map(|turn| Arc::new(redemption_batch::RedemptionBatcher::start(pool.clone(), Arc::clone(turn))));
+        let redemptions = match &sqlite_writes {
+            Some(turn) => Some(Arc::new(redemption_batch::RedemptionBatcher::start(pool.clone(), Arc::clone(turn)).map_err(sqlx::Error::Io)?)),
+            None => None,
+        };
         Ok(Self { pool, sqlite_writes, client_cache, client_listener, redemptions, known_lines: Arc::default() })
     }
 

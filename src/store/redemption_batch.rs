@@ -3,10 +3,11 @@
 //! SQLite has one writer, and every statement is a hand-off to sqlx's connection thread and
 //! back; with both cores signing tokens, each such statement takes a couple of hundred
 //! microseconds of wall time, and exchanges queued behind one another for exactly that.
-//! One task here takes every redemption waiting at that moment and runs them as one
-//! statement per step (consume the codes; then, once each winner has checked its code, store
-//! the grants), so the wait is shared by the group instead of paid by each exchange. The statements are [`consume_codes`] and
-//! [`insert_grants`], the same ones PostgreSQL runs for one code inside its transaction.
+//! One thread here takes every redemption waiting at that moment and runs them as one
+//! statement per step (consume the codes; check each consumed code with its exchange's
+//! `decide`; store the grants), so the wait is shared by the group instead of paid by each
+//! exchange. The statements are [`consume_codes`] and [`insert_grants`], the same ones
+//! PostgreSQL runs for one code.
 
 use std::sync::Arc;
 
@@ -22,35 +23,19 @@ use crate::model::GrantId;
 /// below SQLite's limit of 32,766).
 const MAX_GROUP: usize = 64;
 
-/// A consumed code's winner says what to store (`None`: the check failed) and learns
-/// whether it was stored. The group keeps the write turn until every winner has answered, so
-/// that a concurrent replay of the same code (which takes the turn too) comes after the
-/// grant, as in a transaction.
-pub(super) struct Decision {
-    grant: oneshot::Sender<Option<NewGrant>>,
-    stored: oneshot::Receiver<Result<bool>>,
-}
+/// What to store for a consumed code (`None`: its check failed); run by the group itself,
+/// between its two statements, so that no statement waits for the exchanges' tasks.
+pub(super) type Decide = Box<dyn FnOnce(&NewCode) -> Option<NewGrant> + Send>;
 
-impl Decision {
-    /// Stores `grant` (if any) with the group; true if stored, or if there was none.
-    pub async fn decide(self, grant: Option<NewGrant>) -> Result<bool> {
-        let storing = grant.is_some();
-        if self.grant.send(grant).is_err() {
-            return Err(stopped());
-        }
-        match storing {
-            true => self.stored.await.map_err(|_| stopped())?,
-            false => Ok(true),
-        }
-    }
-}
-
-type Consumed = Option<(NewCode, Decision)>;
+/// The code as it was and whether its grant was stored (true when there was none to
+/// store), or `None` if it was unknown or already used.
+type Consumed = Option<(NewCode, bool)>;
 
 struct Job {
     code_hash: String,
     grant_id: GrantId,
     now: Timestamp,
+    decide: Decide,
     reply: oneshot::Sender<Result<Consumed>>,
 }
 
@@ -60,19 +45,24 @@ pub(super) struct RedemptionBatcher {
 }
 
 impl RedemptionBatcher {
-    /// Starts the task that runs the groups; it ends when the last store clone is dropped.
+    /// Starts the thread that runs the groups; it ends when the last store clone is dropped.
     /// Each group takes `turn`, the process' SQLite write turn, for its statements.
-    pub fn start(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>) -> Self {
+    ///
+    /// A thread of its own, not a task: a task woken when its statement is done waits behind
+    /// every runnable task (with both cores signing tokens, milliseconds of work) while it
+    /// holds the write turn.
+    pub fn start(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>) -> std::io::Result<Self> {
         let (jobs, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, turn, receiver));
-        Self { jobs }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("sluis-redeem".into()).spawn(move || runtime.block_on(run(pool, turn, receiver)))?;
+        Ok(Self { jobs })
     }
 
-    /// Marks the code used and names `grant_id` in it; the code as it was with the
-    /// [`Decision`] to answer, or `None` if it was unknown or already used.
-    pub async fn consume(&self, code_hash: &str, grant_id: &GrantId, now: Timestamp) -> Result<Consumed> {
+    /// Marks the code used and names `grant_id` in it, and stores the grant `decide` returns
+    /// for it; see [`Consumed`].
+    pub async fn redeem(&self, code_hash: &str, grant_id: &GrantId, now: Timestamp, decide: Decide) -> Result<Consumed> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { code_hash: code_hash.to_string(), grant_id: grant_id.clone(), now, reply };
+        let job = Job { code_hash: code_hash.to_string(), grant_id: grant_id.clone(), now, decide, reply };
         self.jobs.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -85,45 +75,55 @@ fn stopped() -> StoreError {
 async fn run(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut waiting = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut waiting, MAX_GROUP).await > 0 {
-        let (codes, replies): (Vec<_>, Vec<_>) = waiting.drain(..).map(|job| ((job.code_hash, job.grant_id, job.now), job.reply)).unzip();
+        let mut codes = Vec::with_capacity(waiting.len());
+        let mut rest = Vec::with_capacity(waiting.len());
+        for job in waiting.drain(..) {
+            codes.push((job.code_hash, job.grant_id, job.now));
+            rest.push((job.decide, job.reply));
+        }
+        // Held until the grants are stored, so that a concurrent replay of one of these
+        // codes (which takes the turn too) comes after its grant, as in a transaction.
         let _turn = turn.lock().await;
         let consumed = match consume_in(&pool, &codes).await {
             Ok(consumed) => consumed,
             Err(e) => {
-                fail_all(replies, &e);
+                fail_all(rest.into_iter().map(|(_, reply)| reply), &e);
                 continue;
             }
         };
-        let mut winners = Vec::new();
-        for ((code, reply), (code_hash, _, _)) in consumed.into_iter().zip(replies).zip(codes) {
+        // Each consumed code with its grant's index in `grants`, if it has one.
+        let mut outcomes = Vec::with_capacity(consumed.len());
+        let mut grants = Vec::new();
+        for ((code, (decide, reply)), (code_hash, _, _)) in consumed.into_iter().zip(rest).zip(codes) {
             let Some(code) = code else {
                 let _ = reply.send(Ok(None));
                 continue;
             };
-            let (grant, grant_answer) = oneshot::channel();
-            let (stored_answer, stored) = oneshot::channel();
-            // A caller that went away (its request was dropped) stores nothing.
-            if reply.send(Ok(Some((code, Decision { grant, stored })))).is_ok() {
-                winners.push((code_hash, grant_answer, stored_answer));
-            }
-        }
-        let (mut grants, mut stored_answers) = (Vec::new(), Vec::new());
-        for (code_hash, grant_answer, stored_answer) in winners {
-            if let Ok(Some(grant)) = grant_answer.await {
+            // A caller that went away (its request was dropped) stores nothing. A check that
+            // panics stores nothing either, and leaves this thread to the other exchanges.
+            let grant = match reply.is_closed() {
+                true => None,
+                false => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&code))).unwrap_or(None),
+            };
+            let index = grant.map(|grant| {
                 grants.push((grant, code_hash));
-                stored_answers.push(stored_answer);
-            }
+                grants.len() - 1
+            });
+            outcomes.push((code, index, reply));
         }
-        if grants.is_empty() {
-            continue;
-        }
-        match store_in(&pool, &grants).await {
-            Ok(stored) => {
-                for (answer, stored) in stored_answers.into_iter().zip(stored) {
-                    let _ = answer.send(Ok(stored));
-                }
-            }
-            Err(e) => fail_all(stored_answers, &e),
+        let stored = match grants.is_empty() {
+            true => Ok(Vec::new()),
+            false => store_in(&pool, &grants).await,
+        };
+        for (code, index, reply) in outcomes {
+            // A failed insert fails the exchanges whose grants it held, not those whose check
+            // failed (they learn why from their check).
+            let answer = match (index, &stored) {
+                (None, _) => Ok(Some((code, true))),
+                (Some(i), Ok(stored)) => Ok(Some((code, stored.get(i) == Some(&true)))),
+                (Some(_), Err(e)) => Err(StoreError::Batch(e.to_string())),
+            };
+            let _ = reply.send(answer);
         }
     }
 }
@@ -139,7 +139,7 @@ async fn store_in(pool: &sqlx::AnyPool, grants: &[(NewGrant, String)]) -> Result
 }
 
 /// A failed statement fails every job of its group, each with the message.
-fn fail_all<T>(replies: Vec<oneshot::Sender<Result<T>>>, error: &StoreError) {
+fn fail_all<T>(replies: impl IntoIterator<Item = oneshot::Sender<Result<T>>>, error: &StoreError) {
     let message = error.to_string();
     for reply in replies {
         let _ = reply.send(Err(StoreError::Batch(message.clone())));

@@ -376,18 +376,21 @@ async fn a_replay_by_another_process_between_the_statements_leaves_no_grant() {
     let outcome = app
         .state
         .store
-        .redeem_code(&code.code_hash, &first, now, |stored| {
-            // The other process, on its own connection, between the two statements.
-            let replay = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    let other = Store::connect(&url).await.unwrap();
-                    let outcome = other.redeem_code("replayed-code", &GrantId("second-grant".into()), now, |_| None).await.unwrap();
-                    matches!(outcome, CodeRedemption::Reused)
-                })
-            });
-            assert!(replay.join().unwrap(), "the other process sees a used code");
-            Some(NewGrant { id: first.clone(), client_id: stored.client_id.clone(), scope: stored.scope.clone(), auth: auth.clone(), created_at: now, refresh: None })
+        .redeem_code(&code.code_hash, &first, now, {
+            let first = first.clone();
+            move |stored| {
+                // The other process, on its own connection, between the two statements.
+                let replay = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    runtime.block_on(async {
+                        let other = Store::connect(&url).await.unwrap();
+                        let outcome = other.redeem_code("replayed-code", &GrantId("second-grant".into()), now, |_| None).await.unwrap();
+                        matches!(outcome, CodeRedemption::Reused)
+                    })
+                });
+                assert!(replay.join().unwrap(), "the other process sees a used code");
+                Some(NewGrant { id: first, client_id: stored.client_id.clone(), scope: stored.scope.clone(), auth, created_at: now, refresh: None })
+            }
         })
         .await
         .unwrap();

@@ -3,14 +3,14 @@
 use super::issue::{TokenResponse, UserGrant, user_tokens};
 use crate::crypto::{pkce, random_id, random_token, token_hash};
 use crate::error::OAuthError;
-use crate::model::{Client, GrantId, GrantType};
+use crate::model::{Client, ClientId, GrantId, GrantType};
 use crate::state::AppState;
 use crate::store::{CodeRedemption, NewCode, NewGrant, NewRefresh};
 use crate::web::params::Params;
 
-/// Why a code cannot be exchanged; checked inside the redemption transaction.
-fn check(code: &NewCode, client: &Client, redirect_uri: &str, verifier: Option<&str>, now: i64) -> Result<(), OAuthError> {
-    if code.client_id != client.id {
+/// Why a code cannot be exchanged; checked where the code is consumed.
+fn check(code: &NewCode, client_id: &ClientId, redirect_uri: &str, verifier: Option<&str>, now: i64) -> Result<(), OAuthError> {
+    if code.client_id != *client_id {
         return Err(OAuthError::invalid_grant("the code was issued to another client"));
     }
     if code.expires_at <= now {
@@ -40,36 +40,32 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
     let grant_id = GrantId(random_id());
     let refresh = client.allows_grant(GrantType::RefreshToken).then(random_token);
 
-    let mut failure = None;
-    let outcome = app
-        .store
-        .redeem_code(&token_hash(code), &grant_id, now, |stored| match check(stored, client, redirect_uri, verifier, now) {
-            Ok(()) => Some(NewGrant {
-                id: grant_id.clone(),
-                client_id: client.id.clone(),
+    // The check runs where the code is consumed (on SQLite in the redemption thread), so
+    // it owns what it compares; on a failed check it runs again below for the error, with
+    // the same inputs and so the same answer.
+    let decide = {
+        let (client_id, redirect_uri, verifier) = (client.id.clone(), redirect_uri.to_string(), verifier.map(str::to_string));
+        let grant_id = grant_id.clone();
+        let refresh = refresh.as_deref().map(token_hash);
+        let refresh_expires_at = now + i64::from(app.config.refresh_token_ttl);
+        move |stored: &NewCode| {
+            check(stored, &client_id, &redirect_uri, verifier.as_deref(), now).ok()?;
+            Some(NewGrant {
+                id: grant_id,
+                client_id,
                 scope: stored.scope.clone(),
                 auth: stored.auth.clone(),
                 created_at: now,
-                refresh: refresh.as_ref().map(|token| NewRefresh {
-                    token_hash: token_hash(token),
-                    scope: stored.scope.clone(),
-                    expires_at: now + i64::from(app.config.refresh_token_ttl),
-                }),
-            }),
-            Err(e) => {
-                failure = Some(e);
-                None
-            }
-        })
-        .await?;
-    let stored = match outcome {
+                refresh: refresh.map(|token_hash| NewRefresh { token_hash, scope: stored.scope.clone(), expires_at: refresh_expires_at }),
+            })
+        }
+    };
+    let stored = match app.store.redeem_code(&token_hash(code), &grant_id, now, decide).await? {
         CodeRedemption::Redeemed(stored) => *stored,
         CodeRedemption::Reused => return Err(OAuthError::invalid_grant("the code was already used; tokens issued from it are revoked")),
         CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("the code is invalid")),
     };
-    if let Some(failure) = failure {
-        return Err(failure);
-    }
+    check(&stored, &client.id, redirect_uri, verifier, now)?;
     let grant = UserGrant { auth: &stored.auth, grant: &grant_id, scope: &stored.scope };
     user_tokens(app, client, &grant, stored.nonce.as_deref(), refresh)
 }
