@@ -100,10 +100,17 @@ async fn run(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>, mut jobs: mpsc::Unbounde
                 continue;
             };
             // A caller that went away (its request was dropped) stores nothing. A check that
-            // panics stores nothing either, and leaves this thread to the other exchanges.
+            // panics fails its exchange (the code stays consumed) and leaves this thread to
+            // the others.
             let grant = match reply.is_closed() {
                 true => None,
-                false => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&code))).unwrap_or(None),
+                false => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&code))) {
+                    Ok(grant) => grant,
+                    Err(_) => {
+                        let _ = reply.send(Err(StoreError::Batch("the code's check failed".into())));
+                        continue;
+                    }
+                },
             };
             let index = grant.map(|grant| {
                 grants.push((grant, code_hash));
