@@ -69,18 +69,13 @@ impl RedemptionBatcher {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Batch("the redemption task has stopped".into())
+    StoreError::Batch("the redemption thread has stopped".into())
 }
 
 async fn run(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut waiting = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut waiting, MAX_GROUP).await > 0 {
-        let mut codes = Vec::with_capacity(waiting.len());
-        let mut rest = Vec::with_capacity(waiting.len());
-        for job in waiting.drain(..) {
-            codes.push((job.code_hash, job.grant_id, job.now));
-            rest.push((job.decide, job.reply));
-        }
+        let (codes, rest): (Vec<_>, Vec<_>) = waiting.drain(..).map(|job| ((job.code_hash, job.grant_id, job.now), (job.decide, job.reply))).unzip();
         // Held until the grants are stored, so that a concurrent replay of one of these
         // codes (which takes the turn too) comes after its grant, as in a transaction.
         let _turn = turn.lock().await;
@@ -102,15 +97,13 @@ async fn run(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>, mut jobs: mpsc::Unbounde
             // A caller that went away (its request was dropped) stores nothing. A check that
             // panics fails its exchange (the code stays consumed) and leaves this thread to
             // the others.
-            let grant = match reply.is_closed() {
-                true => None,
-                false => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&code))) {
-                    Ok(grant) => grant,
-                    Err(_) => {
-                        let _ = reply.send(Err(StoreError::Batch("the code's check failed".into())));
-                        continue;
-                    }
-                },
+            let decided = match reply.is_closed() {
+                true => Ok(None),
+                false => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&code))),
+            };
+            let Ok(grant) = decided else {
+                let _ = reply.send(Err(StoreError::Batch("the code's check failed".into())));
+                continue;
             };
             let index = grant.map(|grant| {
                 grants.push((grant, code_hash));
