@@ -9,7 +9,10 @@
 //!
 //! `--json` prints one JSON object instead of the table (read by bench/compare). A section
 //! name measures that section alone: bench/compare measures each again just before the rows
-//! it bounds, as a shared machine's speed drifts over a run.
+//! it bounds, as a shared machine's speed drifts over a run. The sections `rs256-all` and
+//! `argon2-all` are the every-core rows alone (RS256 signing for 1.5 s, argon2id verifying
+//! for 3 s): bench/compare measures them around each round of the code exchange and of the
+//! sign-in, whose bounds they set.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -76,8 +79,8 @@ fn claims() -> serde_json::Value {
 fn main() -> anyhow::Result<()> {
     let as_json = std::env::args().any(|a| a == "--json");
     let only = std::env::args().skip(1).find(|a| !a.starts_with("--"));
-    if let Some(section) = only.as_deref().filter(|s| !["sign", "argon2", "sqlite"].contains(s)) {
-        anyhow::bail!("unknown section {section:?}: sign, argon2 or sqlite");
+    if let Some(section) = only.as_deref().filter(|s| !["sign", "rs256-all", "argon2", "argon2-all", "sqlite"].contains(s)) {
+        anyhow::bail!("unknown section {section:?}: sign, rs256-all, argon2, argon2-all or sqlite");
     }
     let measured = |section: &str| only.as_deref().is_none_or(|s| s == section);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -106,18 +109,32 @@ fn main() -> anyhow::Result<()> {
         rows.push((format!("verify {}", alg.as_str()), verify));
     }
 
+    if only.as_deref() == Some("rs256-all") {
+        let generated = keys::generate(SigningAlg::RS256)?;
+        let key = keys::parse(&generated.kid, SigningAlg::RS256, &generated.pkcs8, 0, None)?;
+        let claims = claims();
+        let together = parallel_rate(cores, budget, || {
+            black_box(jwt::sign(&key, "at+jwt", black_box(&claims)));
+        });
+        rows.push(("sign RS256, all cores at once".into(), cores as f64 / together));
+    }
+
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    if measured("argon2") {
+    if measured("argon2") || only.as_deref() == Some("argon2-all") {
         // The hasher as the server uses it (one slot: one hash at a time, so this is one core's cost).
         let hasher = PasswordHasher::new(1);
         let hash = runtime.block_on(hasher.hash("bench password 123".into()))?;
         let argon_budget = Duration::from_secs(3);
-        let hash_cost = cost(argon_budget, || {
-            black_box(runtime.block_on(hasher.hash("bench password 123".into())).expect("hashes"));
-        });
-        let verify_cost = cost(argon_budget, || {
-            assert!(runtime.block_on(hasher.verify(Some(hash.clone()), "bench password 123".into())).expect("verifies"));
-        });
+        if measured("argon2") {
+            let hash_cost = cost(argon_budget, || {
+                black_box(runtime.block_on(hasher.hash("bench password 123".into())).expect("hashes"));
+            });
+            let verify_cost = cost(argon_budget, || {
+                assert!(runtime.block_on(hasher.verify(Some(hash.clone()), "bench password 123".into())).expect("verifies"));
+            });
+            rows.push(("argon2id hash".into(), hash_cost));
+            rows.push(("argon2id verify".into(), verify_cost));
+        }
         // The server's hasher with one slot per core, every core verifying at once: argon2id is
         // memory-bound, so two at once on shared caches cost more each than one alone.
         let all_cores = tokio::runtime::Builder::new_multi_thread().worker_threads(cores).build()?;
@@ -125,8 +142,6 @@ fn main() -> anyhow::Result<()> {
         let together = parallel_rate(cores, argon_budget, || {
             assert!(all_cores.block_on(shared.verify(Some(hash.clone()), "bench password 123".into())).expect("verifies"));
         });
-        rows.push(("argon2id hash".into(), hash_cost));
-        rows.push(("argon2id verify".into(), verify_cost));
         rows.push(("argon2id verify, all cores at once".into(), cores as f64 / together));
     }
 

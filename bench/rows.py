@@ -7,8 +7,9 @@ ROW: healthz, discovery, jwks, rs256, es256, userinfo, code, login (in the order
 may repeat). Each row runs the same flow and the same wrk as bench/compare's row, for its
 duration (`--duration`, 10 s), against the release binary (`--bin`, default
 target/release/sluis: build it first, or pass a copy of another build). Each row prints one
-line: req/s, p50, p99, failed requests, Sluis' peak RSS, and the CPU seconds each of Sluis'
-threads (by name) and wrk used during the row. oidc-provider is not started.
+line: req/s, p50, p99, failed requests, Sluis' peak RSS, the KB its SQLite threads wrote per
+request (WAL, checkpoints; 0 on PostgreSQL), and the CPU seconds each of Sluis' threads (by
+name) and wrk used during the row. oidc-provider is not started.
 """
 import argparse
 import os
@@ -46,12 +47,28 @@ def cpu_ticks(pid):
     return ticks
 
 
+def written(pid):
+    """Bytes the SQLite connection threads of process `pid` have written (WAL, database file,
+    checkpoints included); the other threads' writes are mostly to sockets."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            if open(f"/proc/{pid}/task/{tid}/comm").read().startswith("sqlx-sqlite"):
+                with open(f"/proc/{pid}/task/{tid}/io") as f:
+                    total += next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def measured(run, pid):
-    """Runs `run()` (a wrk call) and adds the CPU seconds used per thread name and by wrk."""
+    """Runs `run()` (a wrk call) and adds the CPU seconds used per thread name and by wrk, and
+    the KB Sluis' SQLite threads wrote per request."""
     hz = os.sysconf("SC_CLK_TCK")
-    before, children_before = cpu_ticks(pid), os.times()
+    before, children_before, written_before = cpu_ticks(pid), os.times(), written(pid)
     result = run()
     after, children_after = cpu_ticks(pid), os.times()
+    result["written_kb"] = (written(pid) - written_before) / 1024 / max(result["requests"], 1)
     result["cpu_s"] = {name: round((t - before.get(name, 0)) / hz, 2) for name, t in after.items() if t != before.get(name, 0)}
     result["cpu_s"]["wrk"] = round(children_after.children_user + children_after.children_system - children_before.children_user - children_before.children_system, 2)
     return result
@@ -85,7 +102,7 @@ def main():
                 options = {"script": "single_use.lua", "env": {"REQUESTS": requests, "EXPECT": "3"}, "timeout": "10s"}
             result = measured(lambda: wrk(url(path), sample=[pid], **options), pid)
             print(f"{row}: {result['rps']:,.0f} req/s, p50 {result['p50']:.2f} ms, p99 {result['p99']:.2f} ms, failed {compare['failures'](result)}, "
-                  f"peak RSS {result['peak_rss']:.1f} MB, CPU s {result['cpu_s']}"
+                  f"peak RSS {result['peak_rss']:.1f} MB, SQLite wrote {result['written_kb']:.1f} KB per request, CPU s {result['cpu_s']}"
                   + (f", RAN OUT of prepared requests {result['exhausted']} times: pass more (--codes, --logins)" if result["exhausted"] else ""), flush=True)
     finally:
         for proc in compare["PROCS"]:
