@@ -1,7 +1,7 @@
 //! RFC 6749 §4.1.3 with RFC 7636 §4.6: exchanging a code, once.
 
 use super::issue::{TokenResponse, UserGrant, user_tokens};
-use crate::crypto::{pkce, random_id, random_token, token_hash};
+use crate::crypto::{pkce, random_token, sortable_id, token_hash};
 use crate::error::OAuthError;
 use crate::model::{Client, ClientId, GrantId, GrantType};
 use crate::state::AppState;
@@ -37,7 +37,7 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
         return Err(OAuthError::invalid_request("code_verifier is malformed"));
     }
     let now = app.now();
-    let grant_id = GrantId(random_id());
+    let grant_id = GrantId(sortable_id());
     let refresh = client.allows_grant(GrantType::RefreshToken).then(random_token);
 
     // The check runs where the code is consumed (on SQLite in the redemption thread), so
