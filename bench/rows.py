@@ -53,9 +53,11 @@ def written(pid):
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            if open(f"/proc/{pid}/task/{tid}/comm").read().startswith("sqlx-sqlite"):
-                with open(f"/proc/{pid}/task/{tid}/io") as f:
-                    total += next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
+            with open(f"/proc/{pid}/task/{tid}/comm") as comm:
+                if not comm.read().startswith("sqlx-sqlite"):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/io") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
         except FileNotFoundError:
             continue
     return total
