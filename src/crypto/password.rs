@@ -174,10 +174,36 @@ fn hash_jobs(queue: &flume::Receiver<Job>, load: &ProtocolLoad, yielding: &Mutex
 /// Hashes into `memory`, grown to what `params` need (hashes made with other parameters).
 fn hash_into(argon2: &Argon2<'_>, params: &Params, password: &str, salt: &[u8], out: &mut [u8], memory: &mut Vec<Block>) -> Result<(), argon2::Error> {
     if memory.len() < params.block_count() {
+        if memory.capacity() < params.block_count() {
+            *memory = Vec::with_capacity(params.block_count());
+            ask_for_huge_pages(memory);
+        }
         memory.resize(params.block_count(), Block::default());
     }
     argon2.hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..params.block_count()])
 }
+
+/// Asks Linux to back `memory`'s spare capacity (not yet touched) with 2 MiB pages: argon2id
+/// reads its 19 MiB at random, and with 4 KiB pages most of those reads also miss the TLB.
+/// A hash took 4 % less time here (bench/limits.rs `argon2-all`, 19.85 → 19.08 ms). Only a
+/// hint: where transparent huge pages are off, the call fails and nothing changes.
+#[cfg(target_os = "linux")]
+fn ask_for_huge_pages(memory: &mut Vec<Block>) {
+    const PAGE: usize = 4096;
+    let start = memory.as_mut_ptr() as usize;
+    let end = start + memory.capacity() * std::mem::size_of::<Block>();
+    // madvise takes whole pages: those inside the allocation.
+    let first = start.next_multiple_of(PAGE);
+    let length = end.saturating_sub(first) / PAGE * PAGE;
+    if length > 0 {
+        // SAFETY: the range lies within `memory`'s own allocation, which outlives the call;
+        // MADV_HUGEPAGE changes how the kernel backs those pages, never their contents.
+        let _ = unsafe { libc::madvise(first as *mut libc::c_void, length, libc::MADV_HUGEPAGE) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ask_for_huge_pages(_memory: &mut Vec<Block>) {}
 
 fn hash_blocking(password: &str, memory: &mut Vec<Block>) -> Result<String, PasswordError> {
     let salt = random_bytes::<16>();
