@@ -113,11 +113,10 @@ pub async fn check_and_note(store: &Store, policy: &Policy, subject: Subject<'_>
     if let Some(addr) = ip.and_then(super::ip::parse) {
         keys.push((ip_key(&addr), Kind::Ip, policy.ip_lock_after));
     }
-    let names: Vec<&str> = keys.iter().map(|(key, _, _)| key.as_str()).collect();
-    let states = store.throttle_note(&names, now, policy.window).await?;
     let mut notes = Vec::new();
     let mut refusal: Option<Check> = None;
-    for ((key, kind, lock_after), state) in keys.into_iter().zip(states) {
+    for (key, kind, lock_after) in keys {
+        let state = store.throttle_note(&key, now, policy.window).await?;
         if state.locked_until > now {
             refusal = Some(Check::Locked);
             continue;
@@ -133,7 +132,7 @@ pub async fn check_and_note(store: &Store, policy: &Policy, subject: Subject<'_>
             }
             continue;
         }
-        notes.push((key.clone(), kind, state.failures));
+        notes.push((key, kind, state.failures));
         if state.failures > lock_after {
             // More attempts in flight at once than the threshold allows.
             refusal = Some(Check::Locked);
@@ -143,8 +142,9 @@ pub async fn check_and_note(store: &Store, policy: &Policy, subject: Subject<'_>
         None => Ok(Check::Allowed(Ticket { notes, policy: *policy })),
         Some(check) => {
             // Refused unchecked: take back what this attempt counted.
-            let counted: Vec<&str> = notes.iter().map(|(key, _, _)| key.as_str()).collect();
-            store.throttle_settle(&[], &counted, now).await?;
+            for (key, _, _) in &notes {
+                store.throttle_withdraw(key, now).await?;
+            }
             Ok(check)
         }
     }
@@ -174,16 +174,23 @@ impl Ticket {
     /// The secret was right but the sign-in is not complete (a second factor follows): the
     /// attempt is taken back, earlier failures still count.
     pub async fn passed(self, store: &Store, now: Timestamp) -> Result<(), StoreError> {
-        let counted: Vec<&str> = self.notes.iter().map(|(key, _, _)| key.as_str()).collect();
-        store.throttle_settle(&[], &counted, now).await
+        for (key, _, _) in &self.notes {
+            store.throttle_withdraw(key, now).await?;
+        }
+        Ok(())
     }
 
     /// The sign-in is complete: the account's failures are forgotten; the address's count
     /// only loses this attempt (another account's owner signing in from it proves nothing
     /// about the failures there).
     pub async fn succeeded(self, store: &Store, now: Timestamp) -> Result<(), StoreError> {
-        let of = |wanted: Kind| self.notes.iter().filter(|(_, kind, _)| *kind == wanted).map(|(key, _, _)| key.as_str()).collect::<Vec<_>>();
-        store.throttle_settle(&of(Kind::Account), &of(Kind::Ip), now).await
+        for (key, kind, _) in &self.notes {
+            match kind {
+                Kind::Account => store.throttle_forget(key, now).await?,
+                Kind::Ip => store.throttle_withdraw(key, now).await?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,9 +1,12 @@
 //! Failed sign-in counters, shared by every node. The rules are in `login::throttle`; here
 //! each change is one statement, so concurrent attempts on several nodes count correctly.
+//! Each statement changes one counter: an attempt changes two (the account's and the
+//! address's), and on PostgreSQL two statements that each locked both, in different orders,
+//! deadlocked under simultaneous sign-ins to one account from one address.
 
 use sqlx::Row;
 
-use super::{Result, Store, StoreError};
+use super::{Result, Store};
 use crate::clock::Timestamp;
 
 /// A counter as one attempt left it.
@@ -16,15 +19,14 @@ pub struct ThrottleState {
 }
 
 impl Store {
-    /// Counts an attempt on each of `keys` in advance (it is a failure until the caller says
+    /// Counts an attempt on `key` in advance (it is a failure until the caller says
     /// otherwise), in one atomic upsert, so parallel attempts each get their own number.
-    /// While a key is delayed or locked the attempt is not counted there. A window older
-    /// than `window` seconds starts over. The states are in the order of `keys`.
-    pub async fn throttle_note(&self, keys: &[&str], now: Timestamp, window: i64) -> Result<Vec<ThrottleState>> {
-        let rows: Vec<String> = (0..keys.len()).map(|i| format!("(${}, 1, $1, 0, 0, $1)", i + 3)).collect();
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+    /// While the key is delayed or locked the attempt is not counted. A window older than
+    /// `window` seconds starts over.
+    pub async fn throttle_note(&self, key: &str, now: Timestamp, window: i64) -> Result<ThrottleState> {
+        let row = sqlx::query(
             "INSERT INTO login_throttle (key, failures, window_start, delay_until, locked_until, updated_at)
-             VALUES {}
+             VALUES ($3, 1, $1, 0, 0, $1)
              ON CONFLICT (key) DO UPDATE SET
                failures = CASE
                  WHEN login_throttle.locked_until > $1 OR login_throttle.delay_until > $1 THEN login_throttle.failures
@@ -35,24 +37,14 @@ impl Store {
                  WHEN login_throttle.window_start <= $1 - $2 THEN $1
                  ELSE login_throttle.window_start END,
                updated_at = $1
-             RETURNING key, failures, delay_until, locked_until",
-            rows.join(", ")
-        )))
+             RETURNING failures, delay_until, locked_until",
+        )
         .bind(now)
-        .bind(window);
-        for key in keys {
-            query = query.bind(*key);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        keys.iter()
-            .map(|key| {
-                let row = rows
-                    .iter()
-                    .find(|r| r.try_get::<String, _>("key").is_ok_and(|k| k == *key))
-                    .ok_or_else(|| StoreError::Corrupt(format!("no throttle state returned for {key}")))?;
-                Ok(ThrottleState { failures: row.try_get("failures")?, delay_until: row.try_get("delay_until")?, locked_until: row.try_get("locked_until")? })
-            })
-            .collect()
+        .bind(window)
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ThrottleState { failures: row.try_get("failures")?, delay_until: row.try_get("delay_until")?, locked_until: row.try_get("locked_until")? })
     }
 
     /// After a failure: no attempt is taken on `key` before `until` (an earlier, longer
@@ -80,28 +72,24 @@ impl Store {
         Ok(())
     }
 
-    /// Settles attempts counted in advance that turned out right, in one statement: on each
-    /// of `reset` the failures are forgotten (the account's owner signed in; not while it is
-    /// locked), on each of `withdraw` only this attempt is taken back.
-    pub async fn throttle_settle(&self, reset: &[&str], withdraw: &[&str], now: Timestamp) -> Result<()> {
-        if reset.is_empty() && withdraw.is_empty() {
-            return Ok(());
-        }
-        // `key IN (NULL)` matches nothing, for an empty list.
-        let list = |from: usize, n: usize| if n == 0 { "NULL".to_string() } else { super::placeholders(from, n) };
-        let (resets, withdraws) = (list(2, reset.len()), list(2 + reset.len(), withdraw.len()));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE login_throttle SET
-               failures = CASE WHEN key IN ({resets}) THEN 0 ELSE failures - 1 END,
-               delay_until = CASE WHEN key IN ({resets}) THEN 0 ELSE delay_until END,
-               updated_at = $1
-             WHERE (key IN ({resets}) AND locked_until <= $1) OR (key IN ({withdraws}) AND failures > 0)"
-        )))
-        .bind(now);
-        for key in reset.iter().chain(withdraw) {
-            query = query.bind(*key);
-        }
-        query.execute(&self.pool).await?;
+    /// Settles an attempt counted in advance that turned out right: the account's owner
+    /// signed in, so `key`'s failures are forgotten (not while it is locked).
+    pub async fn throttle_forget(&self, key: &str, now: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE login_throttle SET failures = 0, delay_until = 0, updated_at = $2 WHERE key = $1 AND locked_until <= $2")
+            .bind(key)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes back one attempt counted in advance on `key` (it was right, or never checked).
+    pub async fn throttle_withdraw(&self, key: &str, now: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE login_throttle SET failures = failures - 1, updated_at = $2 WHERE key = $1 AND failures > 0")
+            .bind(key)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
