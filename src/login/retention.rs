@@ -41,7 +41,7 @@ pub async fn purge(store: &Store, config: &Config, now: Timestamp) -> Result<Pur
             }
             for (ip, rows) in groups {
                 let key = ip.as_deref().and_then(super::ip::parse).map(|a| super::ip::key(&a));
-                store.set_truncated_ip(table, &rows, ip.as_deref(), key.as_deref()).await?;
+                store.set_truncated_ip(table, &rows, ip.as_deref(), key.as_deref(), ip_cutoff).await?;
             }
         }
     }

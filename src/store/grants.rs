@@ -132,13 +132,16 @@ async fn insert_refreshes(conn: &mut AnyConnection, refreshes: &[NewRefreshRow<'
     Ok(())
 }
 
+/// The grant's refresh tokens first, then the grant: the order every transaction that
+/// touches both takes (signing out, withdrawing an app, erasing an account), so that on
+/// PostgreSQL two of them never each hold what the other waits for.
 pub(super) async fn revoke_grant_in(conn: &mut AnyConnection, grant: &GrantId, now: Timestamp) -> Result<()> {
+    sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = $1").bind(grant.as_str()).execute(&mut *conn).await?;
     sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
         .bind(grant.as_str())
         .bind(now)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = $1").bind(grant.as_str()).execute(&mut *conn).await?;
     Ok(())
 }
 

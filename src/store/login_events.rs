@@ -376,19 +376,24 @@ impl Store {
 
     /// Replaces the address of the rows `row_ids` of `table` by `ip` (with its key, for
     /// login events) and marks them truncated. `None` removes an address that could not be
-    /// read.
-    pub async fn set_truncated_ip(&self, table: IpTable, row_ids: &[String], ip: Option<&str>, ip_key: Option<&str>) -> Result<()> {
-        let (name, id) = (table.name(), table.id_column());
+    /// read. A row no longer due (its session was used again since `ips_to_truncate` read
+    /// it, with a fresh address) is left as it is.
+    pub async fn set_truncated_ip(&self, table: IpTable, row_ids: &[String], ip: Option<&str>, ip_key: Option<&str>, cutoff: Timestamp) -> Result<()> {
+        let (name, id, time) = (table.name(), table.id_column(), table.time_column());
         let login = table == IpTable::LoginEvents;
-        // Numbered placeholders must all be used: the ids follow the one or two values.
-        let first = if login { 3 } else { 2 };
+        // Numbered placeholders must all be used: the ids follow the two or three values.
+        let (key_update, at_cutoff) = if login { (", ip_key = $2", "$3") } else { ("", "$2") };
+        let first = if login { 4 } else { 3 };
         for chunk in row_ids.chunks(500) {
-            let key_update = if login { ", ip_key = $2" } else { "" };
-            let sql = format!("UPDATE {name} SET ip = $1{key_update}, ip_truncated = 1 WHERE {id} IN ({})", super::placeholders(first, chunk.len()));
+            let sql = format!(
+                "UPDATE {name} SET ip = $1{key_update}, ip_truncated = 1 WHERE ip_truncated = 0 AND {time} < {at_cutoff} AND {id} IN ({})",
+                super::placeholders(first, chunk.len())
+            );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ip.map(str::to_string));
             if login {
                 query = query.bind(ip_key.map(str::to_string));
             }
+            query = query.bind(cutoff);
             for row in chunk {
                 query = query.bind(row.clone());
             }

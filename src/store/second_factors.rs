@@ -109,6 +109,10 @@ impl Store {
     /// Replaces the user's recovery codes (used or not) with a new set.
     pub async fn replace_recovery_codes(&self, user: &UserId, hashes: &[String], now: Timestamp) -> Result<()> {
         let mut tx = self.begin().await?;
+        // The authenticator's row first, as a lock (the order `delete_second_factors` and
+        // erasure take): on PostgreSQL a second replacement at the same moment waits here,
+        // and its DELETE then sees this one's codes, instead of leaving both sets valid.
+        sqlx::query("UPDATE totp_factors SET last_step = last_step WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
         for hash in hashes {
             sqlx::query("INSERT INTO recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)")

@@ -127,10 +127,11 @@ impl Store {
     /// returns their `sid`s, so the refresh tokens issued in them can be revoked.
     pub async fn end_all_user_sessions(&self, user: &UserId) -> Result<Vec<String>> {
         let mut tx = self.begin().await?;
-        let rows = sqlx::query("SELECT sid FROM user_sessions WHERE user_id = $1").bind(user.as_str()).fetch_all(&mut *tx).await?;
-        let sids = rows.iter().map(|r| r.try_get("sid")).collect::<std::result::Result<Vec<String>, _>>()?;
         sqlx::query("DELETE FROM sessions WHERE id IN (SELECT record_id FROM user_sessions WHERE user_id = $1)").bind(user.as_str()).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM user_sessions WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
+        // The sids of the rows deleted, not of an earlier read: a session recorded in between
+        // is ended with the others, and its tokens revoked with theirs.
+        let rows = sqlx::query("DELETE FROM user_sessions WHERE user_id = $1 RETURNING sid").bind(user.as_str()).fetch_all(&mut *tx).await?;
+        let sids = rows.iter().map(|r| r.try_get("sid")).collect::<std::result::Result<Vec<String>, _>>()?;
         tx.commit().await?;
         Ok(sids)
     }

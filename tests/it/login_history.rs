@@ -385,3 +385,29 @@ async fn sluis_purge_applies_the_configured_retention() {
     assert_eq!(report["login_events_deleted"], 1, "{report}");
     assert_eq!(report["ips_truncated"], 1, "{report}");
 }
+
+/// The purge reads a batch of addresses that are due, then truncates them. A session used
+/// again in between has a fresh address, recorded today: it must keep it.
+#[tokio::test]
+async fn an_address_renewed_while_the_purge_runs_is_kept_whole() {
+    const DAY: i64 = 86_400;
+    let app = app_with(|c| c.session_ttl = 100 * 24 * 3600).await;
+    let ada = app.user(ADA).await;
+    assert_eq!(sign_in(&browser_with_agent(&app, FIREFOX), ADA, PASSWORD).await, Ok("/account".into()));
+    app.clock.advance(31 * DAY);
+    let (store, now) = (&app.state.store, app.clock.now());
+    let cutoff = now - i64::from(app.state.config.retention.ip_days) * DAY;
+    let due = store.ips_to_truncate(sluis::store::IpTable::UserSessions, cutoff).await.unwrap();
+    assert_eq!(due.len(), 1, "the session's 31 days old address");
+    let sid = store.user_sessions(&ada.id, now, 100 * DAY).await.unwrap()[0].sid.clone();
+    store.touch_user_session(&sid, now, None, Some("198.51.100.7")).await.unwrap();
+
+    let rows: Vec<String> = due.into_iter().map(|d| d.row_id).collect();
+    store.set_truncated_ip(sluis::store::IpTable::UserSessions, &rows, Some("127.0.0.0"), None, cutoff).await.unwrap();
+    let sessions = store.user_sessions(&ada.id, now, 100 * DAY).await.unwrap();
+    assert_eq!(sessions[0].ip.as_deref(), Some("198.51.100.7"));
+    // And the next purge leaves it too: it is recent (the sign-in's own record, 31 days old,
+    // is truncated).
+    assert_eq!(sluis::login::retention::purge(store, &app.state.config, now).await.unwrap().ips_truncated, 1);
+    assert_eq!(store.user_sessions(&ada.id, now, 100 * DAY).await.unwrap()[0].ip.as_deref(), Some("198.51.100.7"));
+}
