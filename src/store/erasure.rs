@@ -96,7 +96,15 @@ impl Store {
     pub async fn erase_user(&self, erasure: &Erasure<'_>) -> Result<ErasureOutcome> {
         let user = erasure.user.as_str();
         let mut tx = self.begin().await?;
-        // The user row first, so the last-admin rule and a concurrent second erasure are
+        // An administrator's erasure first locks every administrator's row (a no-op update):
+        // on PostgreSQL, two of the last administrators erased at the same moment each saw
+        // the other in the check below and both went. The second now waits for the first,
+        // and its check then sees the first gone. (SQLite lets one writer in at a time.)
+        sqlx::query("UPDATE users SET is_admin = 1 WHERE is_admin = 1 AND EXISTS (SELECT 1 FROM users me WHERE me.id = $1 AND me.is_admin = 1)")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        // Then the user row, so the last-admin rule and a concurrent second erasure are
         // decided by this one conditional statement.
         let deleted = sqlx::query(
             "DELETE FROM users WHERE id = $1 AND (is_admin = 0 OR EXISTS (SELECT 1 FROM users o WHERE o.is_admin = 1 AND o.id <> $1))",

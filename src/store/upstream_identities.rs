@@ -91,6 +91,11 @@ impl Store {
     /// account no way to sign in (no password and no other identity), checked in the delete
     /// itself. Whether anything was unlinked.
     pub async fn unlink_upstream_identity(&self, provider_id: &str, user: &UserId) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        // The user's row first, as a lock (a no-op update): on PostgreSQL two unlinks at the
+        // same moment each saw the other identity in the check below, and both went. The
+        // second now waits for the first, and its check then sees the first one gone.
+        sqlx::query("UPDATE users SET password_hash = password_hash WHERE id = $1").bind(user.as_str()).execute(&mut *tx).await?;
         let done = sqlx::query(
             "DELETE FROM upstream_identities WHERE provider_id = $1 AND user_id = $2
              AND (EXISTS (SELECT 1 FROM users WHERE id = $2 AND password_hash IS NOT NULL)
@@ -98,8 +103,9 @@ impl Store {
         )
         .bind(provider_id)
         .bind(user.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -314,3 +314,25 @@ async fn the_address_can_be_used_again_after_deletion() {
     assert_eq!(history.matches("Password accepted").count(), 1, "the new account starts with an empty history: {history}");
     assert_eq!(location(&browser.get("/account").await).as_deref(), Some("/login"), "the old session stays signed out");
 }
+
+/// The last two administrators delete their accounts at the same moment: one of them must
+/// stay. On PostgreSQL each deletion's check for another administrator saw the other one
+/// still there, and both went.
+#[tokio::test]
+async fn two_last_admins_deleting_at_once_leave_one() {
+    for _ in 0..5 {
+        let app = TestApp::start_with(|c| c.require_2fa_for_admins = false).await;
+        let admin_user = |email: &str| NewUserSpec { email: email.into(), name: None, is_admin: true, password: PASSWORD.into() };
+        let (store, passwords, now) = (&app.state.store, &app.state.passwords, app.clock.now());
+        let first = admin::create_user(store, passwords, admin_user("root@example.com"), now).await.unwrap();
+        let second = admin::create_user(store, passwords, admin_user("op@example.com"), now).await.unwrap();
+        let (a, b) = tokio::join!(
+            sluis::account::deletion::delete_account(store, &first, now),
+            sluis::account::deletion::delete_account(store, &second, now)
+        );
+        let outcomes = [a.unwrap(), b.unwrap()];
+        let erased = outcomes.iter().filter(|o| matches!(o, sluis::store::ErasureOutcome::Erased { .. })).count();
+        assert_eq!(erased, 1, "{outcomes:?}");
+        assert_eq!(store.admin_count().await.unwrap(), 1);
+    }
+}

@@ -320,3 +320,21 @@ async fn a_reauthentication_with_a_second_factor_asks_for_the_code_too() {
     let response = browser.http.post(app.url("/account/security")).form(&[("csrf_token", token.as_str()), ("action", "regenerate")]).send().await.unwrap();
     assert_eq!(response.status(), 200, "recent with the second factor: new codes shown: {}", response.text().await.unwrap());
 }
+
+/// An account without a password, signed in through two providers, unlinks both at the
+/// same moment (two tabs): one unlink must be refused, or the account could never sign in
+/// again. On PostgreSQL each unlink's check saw the other identity still there.
+#[tokio::test]
+async fn unlinking_both_identities_at_once_keeps_one() {
+    for _ in 0..5 {
+        let app = TestApp::start().await;
+        let (store, now) = (&app.state.store, app.clock.now());
+        let new = sluis::store::NewUpstreamUser { provider_id: "google", subject: "g-1", email: "ada@example.com", email_verified: true, name: None };
+        let ada = store.create_upstream_user(&new, now).await.unwrap();
+        store.link_upstream_identity("github", "gh-1", &ada.id, now).await.unwrap();
+        let (google, github) = tokio::join!(store.unlink_upstream_identity("google", &ada.id), store.unlink_upstream_identity("github", &ada.id));
+        let unlinked = [google.unwrap(), github.unwrap()];
+        assert_eq!(unlinked.iter().filter(|u| **u).count(), 1, "{unlinked:?}");
+        assert_eq!(store.upstream_identities(&ada.id).await.unwrap().len(), 1);
+    }
+}
