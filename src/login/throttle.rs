@@ -142,12 +142,18 @@ pub async fn check_and_note(store: &Store, policy: &Policy, subject: Subject<'_>
         None => Ok(Check::Allowed(Ticket { notes, policy: *policy })),
         Some(check) => {
             // Refused unchecked: take back what this attempt counted.
-            for (key, _, _) in &notes {
-                store.throttle_withdraw(key, now).await?;
-            }
+            withdraw(store, &notes, now).await?;
             Ok(check)
         }
     }
+}
+
+/// Takes back the attempt counted on each of `notes`, one counter per statement.
+async fn withdraw(store: &Store, notes: &[(String, Kind, i64)], now: Timestamp) -> Result<(), StoreError> {
+    for (key, _, _) in notes {
+        store.throttle_withdraw(key, now).await?;
+    }
+    Ok(())
 }
 
 fn ip_key(addr: &IpAddr) -> String {
@@ -174,10 +180,7 @@ impl Ticket {
     /// The secret was right but the sign-in is not complete (a second factor follows): the
     /// attempt is taken back, earlier failures still count.
     pub async fn passed(self, store: &Store, now: Timestamp) -> Result<(), StoreError> {
-        for (key, _, _) in &self.notes {
-            store.throttle_withdraw(key, now).await?;
-        }
-        Ok(())
+        withdraw(store, &self.notes, now).await
     }
 
     /// The sign-in is complete: the account's failures are forgotten; the address's count
