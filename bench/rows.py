@@ -9,7 +9,8 @@ duration (`--duration`, 10 s), against the release binary (`--bin`, default
 target/release/sluis: build it first, or pass a copy of another build). Each row prints one
 line: req/s, p50, p99, failed requests, Sluis' peak RSS, the KB its SQLite threads wrote per
 request (WAL, checkpoints; 0 on PostgreSQL), and the CPU seconds each of Sluis' threads (by
-name) and wrk used during the row. oidc-provider is not started.
+name), wrk and (with --postgres) the PostgreSQL server's processes used during the row.
+oidc-provider is not started.
 """
 import argparse
 import os
@@ -63,16 +64,33 @@ def written(pid):
     return total
 
 
+def postgres_ticks():
+    """CPU ticks of every `postgres` process on the machine (the server's backends, WAL writer,
+    autovacuum ...): with --postgres they share the cores with Sluis. Ended processes drop out."""
+    ticks = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if stat[stat.index("(") + 1:stat.rindex(")")] == "postgres":
+            fields = stat[stat.rindex(")") + 2:].split()
+            ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
 def measured(run, pid):
-    """Runs `run()` (a wrk call) and adds the CPU seconds used per thread name and by wrk, and
-    the KB Sluis' SQLite threads wrote per request."""
+    """Runs `run()` (a wrk call) and adds the CPU seconds used per thread name, by wrk and by
+    the PostgreSQL server, and the KB Sluis' SQLite threads wrote per request."""
     hz = os.sysconf("SC_CLK_TCK")
-    before, children_before, written_before = cpu_ticks(pid), os.times(), written(pid)
+    before, children_before, written_before, pg_before = cpu_ticks(pid), os.times(), written(pid), postgres_ticks()
     result = run()
-    after, children_after = cpu_ticks(pid), os.times()
+    after, children_after, pg_after = cpu_ticks(pid), os.times(), postgres_ticks()
     result["written_kb"] = (written(pid) - written_before) / 1024 / max(result["requests"], 1)
     result["cpu_s"] = {name: round((t - before.get(name, 0)) / hz, 2) for name, t in after.items() if t != before.get(name, 0)}
     result["cpu_s"]["wrk"] = round(children_after.children_user + children_after.children_system - children_before.children_user - children_before.children_system, 2)
+    if pg_after:
+        result["cpu_s"]["postgres"] = round(sum(t - pg_before.get(p, 0) for p, t in pg_after.items()) / hz, 2)
     return result
 
 

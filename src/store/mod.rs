@@ -95,6 +95,12 @@ pub struct Store {
     known_lines: Arc<std::sync::Mutex<events::KnownLines>>,
 }
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is used again. Under
+/// load every connection is taken again within milliseconds; a server restart or fail-over
+/// takes longer than this, so the connections it cut are found dead before a request uses
+/// them.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 impl Store {
@@ -112,11 +118,20 @@ impl Store {
             // four cover the readers of a small machine without the memory of more.
             .max_connections(if sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
-            // sqlx pings a connection when it goes back to the pool; on SQLite (in process,
-            // one worker thread per connection) a second ping before each use only adds a
-            // thread round trip to every query. A PostgreSQL server may have closed an idle
-            // connection, so there it stays on.
-            .test_before_acquire(!sqlite)
+            // sqlx pings every connection on its way back to the pool, so one that is taken
+            // again was alive a moment ago; a second ping before each use would add a round trip
+            // to every statement (a thread hop on SQLite, a server wake-up on PostgreSQL). A
+            // PostgreSQL connection idle long enough to have been dropped by the server (or
+            // something between) is pinged before it is used again.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if !sqlite && meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {

@@ -47,3 +47,36 @@ async fn writes_after_an_abandoned_transaction_are_visible_to_everyone() {
     // Both kinds happened: rotations abandoned at many points, and rotations that finished.
     assert!((200..550).contains(&abandoned), "{abandoned} of 600 rotations were abandoned");
 }
+
+/// Connections the database server cut while they sat in the pool (a restart, a fail-over, an
+/// administrator ending them) are found dead and replaced before a request uses them: no
+/// statement fails for them. On SQLite nothing can cut them; the statements run all the same.
+#[tokio::test]
+async fn connections_the_server_cut_while_idle_are_replaced_before_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::support::database_url(dir.path()).await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let all_at_once = || futures_util::future::join_all((0..24).map(|_| store.ping()));
+    // The pool opens as many connections as it may.
+    for result in all_at_once().await {
+        result.unwrap();
+    }
+    if url.starts_with("postgres") {
+        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        let cut = sqlx::query("SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        let cut: i64 = sqlx::Row::get(&cut, "n");
+        assert!(cut >= 2, "only {cut} of the pool's connections were cut");
+        // A restart takes at least this long; the pool's connections stay idle meanwhile.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    for (i, result) in all_at_once().await.into_iter().enumerate() {
+        result.unwrap_or_else(|e| panic!("statement {i} after the connections were cut: {e}"));
+    }
+    for i in 0..24 {
+        store.ping().await.unwrap_or_else(|e| panic!("statement {i} in turn after the connections were cut: {e}"));
+    }
+}
