@@ -167,7 +167,9 @@ pub async fn register(store: &Store, catalogue: &Catalogue, owner: &User, reg: R
     let (client, secret) = admin::create_owned_client(store, catalogue, spec, Some(&owner.id), actor, now).await?;
     if !reg.scopes.is_empty() {
         let requested: Vec<&str> = reg.scopes.iter().map(String::as_str).collect();
-        store.request_scopes(&client.id, &client.scopes, &requested, &purpose, now).await?;
+        if !store.request_scopes(&client.id, &client.scopes, &requested, &purpose, now).await? {
+            return Err(OwnerError::NotFound);
+        }
         let details = serde_json::json!({"scopes": requested, "purpose": purpose});
         admin::audit(store, actor, "client.scopes.request", client.id.as_str(), details, now).await?;
     }
@@ -305,7 +307,9 @@ pub async fn request_verification(
     }
     let requested: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let enabled = client.scopes.union(&ScopeSet::from_iter(requested.iter().copied()));
-    store.request_scopes(&client.id, &enabled, &requested, purpose, now).await?;
+    if !store.request_scopes(&client.id, &enabled, &requested, purpose, now).await? {
+        return Err(OwnerError::NotFound);
+    }
     let previous: Vec<_> = decisions
         .iter()
         .filter(|d| requested.contains(&d.scope.as_str()))

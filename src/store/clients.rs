@@ -315,7 +315,8 @@ impl Store {
 
     /// An owner's verification request, in one transaction: the client's enabled scopes
     /// become `enabled`, and each of `requested` goes (back) to `requested` with the
-    /// owner's `purpose`, clearing an earlier decision and its note.
+    /// owner's `purpose`, clearing an earlier decision and its note. `false` (nothing
+    /// written) when the client is gone, e.g. erased with its owner a moment before.
     pub async fn request_scopes(
         &self,
         client: &ClientId,
@@ -323,13 +324,19 @@ impl Store {
         requested: &[&str],
         purpose: &str,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE clients SET scopes = $1 WHERE id = $2")
+        // The client's row first (locked until the commit on PostgreSQL): scope rows are
+        // never written for a client that is gone.
+        let found = sqlx::query("UPDATE clients SET scopes = $1 WHERE id = $2")
             .bind(enabled.to_string())
             .bind(client.as_str())
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if found == 0 {
+            return Ok(false);
+        }
         for scope in requested {
             sqlx::query(
                 "INSERT INTO client_scopes (client_id, scope, state, purpose, note, decided_by, decided_at, updated_at)
@@ -347,6 +354,6 @@ impl Store {
         }
         tx.commit().await?;
         self.clients_changed().await;
-        Ok(())
+        Ok(true)
     }
 }

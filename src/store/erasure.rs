@@ -118,6 +118,10 @@ impl Store {
             return Ok(if exists { ErasureOutcome::LastAdmin } else { ErasureOutcome::NotFound });
         }
 
+        // The user's clients are locked (a no-op update) before their scopes and other rows
+        // go: a scope request locks its client first, and the two must not wait for each
+        // other the other way round (PostgreSQL).
+        sqlx::query("UPDATE clients SET owner_id = owner_id WHERE owner_id = $1").bind(user).execute(&mut *tx).await?;
         let owned = sqlx::query("SELECT id, name FROM clients WHERE owner_id = $1 ORDER BY created_at, id").bind(user).fetch_all(&mut *tx).await?;
         let mut clients = Vec::with_capacity(owned.len());
         for row in &owned {

@@ -108,17 +108,21 @@ impl Store {
     /// transaction. `None` if the user has no such session.
     pub async fn end_user_session(&self, user: &UserId, sid: &str) -> Result<Option<UserSession>> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, us.record_id FROM user_sessions us WHERE us.sid = $1 AND us.user_id = $2")))
+        // Writes only, the browser session first as everywhere else: on SQLite a transaction
+        // that reads first and then writes fails (SQLITE_BUSY) if another connection wrote
+        // in between.
+        sqlx::query("DELETE FROM sessions WHERE id = (SELECT record_id FROM user_sessions WHERE sid = $1 AND user_id = $2)")
+            .bind(sid)
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query("DELETE FROM user_sessions WHERE sid = $1 AND user_id = $2 RETURNING sid, ip, device, os, browser, created_at, last_seen_at")
             .bind(sid)
             .bind(user.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let session = from_row(&row)?;
-        if let Some(record) = row.try_get::<Option<String>, _>("record_id")? {
-            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(record).execute(&mut *tx).await?;
-        }
-        sqlx::query("DELETE FROM user_sessions WHERE sid = $1").bind(sid).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Some(session))
     }

@@ -336,3 +336,33 @@ async fn two_last_admins_deleting_at_once_leave_one() {
         assert_eq!(store.admin_count().await.unwrap(), 1);
     }
 }
+
+/// An owner's app asking for scopes while the owner erases the account: either the request
+/// comes first and the erasure then removes it with the app, or the app is gone and the
+/// request writes nothing (it used to leave its scope rows behind, purpose and all). On
+/// PostgreSQL the two used to lock the app's row and its scope rows in opposite orders.
+#[tokio::test]
+async fn a_scope_request_while_its_owner_is_erased_never_deadlocks() {
+    let app = TestApp::start().await;
+    let (store, now) = (&app.state.store, app.clock.now());
+    for round in 0..12 {
+        let owner = app.user(&format!("owner{round}@example.com")).await;
+        let registration = sluis::account::clients::Registration {
+            name: format!("App {round}"),
+            redirect_uris: vec![REDIRECT_URI.into()],
+            post_logout_redirect_uris: vec![],
+            public: false,
+            scopes: vec!["phone".into()],
+            purpose: "Calls about orders".into(),
+        };
+        let (client, _) = sluis::account::clients::register(store, &app.state.scopes, &owner, registration, &Actor::cli(), now).await.unwrap();
+        let enabled = client.scopes.union(&sluis::privacy::ScopeSet::from_iter(["phone", "address"]));
+        let (request, erasure) =
+            tokio::join!(store.request_scopes(&client.id, &enabled, &["phone", "address"], "Deliveries", now), sluis::account::deletion::delete_account(store, &owner, now));
+        assert!(matches!(erasure.unwrap(), sluis::store::ErasureOutcome::Erased { .. }), "round {round}");
+        // Written before the erasure (true) or refused after it (false), never an error.
+        request.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(store.client(client.id.as_str()).await.unwrap().is_none(), "round {round}: the app went with its owner");
+        assert!(store.scope_decisions(&client.id).await.unwrap().is_empty(), "round {round}: its scope requests went with it");
+    }
+}

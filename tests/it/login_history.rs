@@ -159,6 +159,14 @@ async fn ending_another_session_signs_it_out_and_revokes_its_refresh_tokens() {
     let response = laptop.submit(&html, &[("sid", laptop_sid.as_str())]).await;
     assert_eq!(location(&response).as_deref(), Some("/account/sessions"));
     assert!(text(&page(&laptop, "/account/sessions").await).contains("That is this browser: use Sign out to end it."));
+    app.user(BOB).await;
+    let bobs = browser_with_agent(&app, CHROME);
+    assert_eq!(sign_in(&bobs, BOB, PASSWORD).await, Ok("/account".into()));
+    let bob_sid = sid_of(&page(&bobs, "/account/sessions").await, 1);
+    let html = page(&laptop, "/account/sessions").await;
+    let response = laptop.submit(&html, &[("sid", bob_sid.as_str())]).await;
+    assert_eq!(location(&response).as_deref(), Some("/account/sessions"));
+    assert_eq!(bobs.get("/account").await.status(), 200, "another user's session is not ended by naming it");
 
     let html = page(&laptop, "/account/sessions").await;
     let response = laptop.submit(&html, &[("sid", phone_sid.as_str())]).await;
