@@ -3,13 +3,15 @@
 
     bench/rows.py [--bin PATH] [--postgres URL] [--codes N] [--logins N] ROW...
 
-ROW: healthz, discovery, jwks, rs256, es256, userinfo, code, login (in the order given; a row
-may repeat). Each row runs the same flow and the same wrk as bench/compare's row, for its
-duration (`--duration`, 10 s), against the release binary (`--bin`, default
-target/release/sluis: build it first, or pass a copy of another build). Each row prints one
-line: req/s, p50, p99, failed requests, Sluis' peak RSS, the KB its SQLite threads wrote per
-request (WAL, checkpoints; 0 on PostgreSQL), and the CPU seconds each of Sluis' threads (by
-name), wrk and (with --postgres) the PostgreSQL server's processes used during the row.
+ROW: healthz, discovery, jwks, rs256, es256, userinfo, code, code-es256, login (in the order
+given; a row may repeat). code-es256 exchanges codes of the ES256 client: its signatures are
+so cheap that the row shows what the rest of an exchange costs. Each row runs the same flow
+and the same wrk as bench/compare's row, for its duration (`--duration`, 10 s), against the
+release binary (`--bin`, default target/release/sluis: build it first, or pass a copy of
+another build). Each row prints one line: req/s, p50, p99, failed requests, Sluis' peak RSS,
+the KB its SQLite threads wrote per request (WAL, checkpoints; 0 on PostgreSQL), and the CPU
+seconds each of Sluis' threads (by name), wrk and (with --postgres) the PostgreSQL server's
+processes used during the row.
 oidc-provider is not started.
 """
 import argparse
@@ -21,7 +23,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("rows", nargs="+", choices=["healthz", "discovery", "jwks", "rs256", "es256", "userinfo", "code", "login"])
+parser.add_argument("rows", nargs="+", choices=["healthz", "discovery", "jwks", "rs256", "es256", "userinfo", "code", "code-es256", "login"])
 parser.add_argument("--bin", help="the sluis binary (default: target/release/sluis)")
 parser.add_argument("--postgres", help="run Sluis on a fresh database on this PostgreSQL server (an admin URL)")
 parser.add_argument("--codes", type=int, default=36000, help="codes issued beforehand for the code row (default 36000)")
@@ -112,10 +114,11 @@ def main():
             elif row == "userinfo":
                 path = "/userinfo"
                 options = {"script": "bearer.lua", "env": {"TOKEN": compare["userinfo_token"](sluis)}}
-            elif row == "code":
-                requests = compare["write_requests"]("codes", compare["issue_codes"](sluis, args.codes))
+            elif row in ("code", "code-es256"):
+                alg = "ES256" if row == "code-es256" else "RS256"
+                requests = compare["write_requests"]("codes", compare["issue_codes"](sluis, args.codes, alg))
                 path = "/token"
-                options = {"script": "single_use.lua", "env": {"REQUESTS": requests, "AUTH": basic(sluis.clients["RS256"]), "EXPECT": "2"}}
+                options = {"script": "single_use.lua", "env": {"REQUESTS": requests, "AUTH": basic(sluis.clients[alg]), "EXPECT": "2"}}
             else:  # login
                 requests = compare["write_requests"]("logins", compare["login_forms"](sluis, args.logins))
                 path = "/"
