@@ -113,7 +113,7 @@ impl Store {
         // once with its real reason (refused, unknown database, bad password): the pool would
         // retry until its acquire timeout and then only say "pool timed out".
         sqlx::Connection::close(sqlx::ConnectOptions::connect(&options).await?).await?;
-        let pool = AnyPoolOptions::new()
+        let pool_options = AnyPoolOptions::new()
             // SQLite has one writer and each connection its own thread and page cache (2 MiB):
             // four cover the readers of a small machine without the memory of more.
             .max_connections(if sqlite { 4 } else { 16 })
@@ -124,14 +124,6 @@ impl Store {
             // PostgreSQL connection idle long enough to have been dropped by the server (or
             // something between) is pinged before it is used again.
             .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
-                Box::pin(async move {
-                    if !sqlite && meta.idle_for >= PING_AFTER_IDLE {
-                        sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
@@ -141,9 +133,19 @@ impl Store {
                     }
                     Ok(())
                 })
-            })
-            .connect_with(options)
-            .await?;
+            });
+        let pool_options = match sqlite {
+            true => pool_options,
+            false => pool_options.before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            }),
+        };
+        let pool = pool_options.connect_with(options).await?;
         // Without its change marker (a read-only directory) the cache could miss another
         // process' change, so there is none: every lookup reads the database.
         let (client_cache, client_listener) = match sqlite {
