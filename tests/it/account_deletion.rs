@@ -339,10 +339,10 @@ async fn two_last_admins_deleting_at_once_leave_one() {
 
 /// An owner's app asking for scopes while the owner erases the account: either the request
 /// comes first and the erasure then removes it with the app, or the app is gone and the
-/// request writes nothing (it used to leave its scope rows behind, purpose and all). On
-/// PostgreSQL the two used to lock the app's row and its scope rows in opposite orders.
+/// request writes nothing (it used to leave its scope rows behind, purpose and all). Both
+/// orders happen here on both databases.
 #[tokio::test]
-async fn a_scope_request_while_its_owner_is_erased_never_deadlocks() {
+async fn a_scope_request_while_its_owner_is_erased_leaves_nothing_behind() {
     let app = TestApp::start().await;
     let (store, now) = (&app.state.store, app.clock.now());
     for round in 0..12 {
