@@ -13,12 +13,16 @@ use super::{Result, Store, normalise_email};
 use crate::clock::Timestamp;
 use crate::model::UserId;
 
-/// Rows of the user, deleted in this order (`$1` is the user id). Codes first: a code being
-/// redeemed right now is locked until its grant is committed (PostgreSQL), so the deletion
-/// waits for it and then finds the grant; a redemption that comes later finds no code.
-/// Refresh tokens and browser sessions are found through the rows that name the user, so
-/// they go before those.
+/// Rows of the user, deleted in this order (`$1` is the user id). Codes first, once the
+/// links are locked: a code being redeemed right now is locked until its grant is committed
+/// (PostgreSQL), so the deletion waits for it and then finds the grant; a redemption that
+/// comes later finds no code. Refresh tokens and browser sessions are found through the
+/// rows that name the user, so they go before those.
 const BY_USER: &[&str] = &[
+    // The user's links to apps are locked first (a no-op update): withdrawing an app takes
+    // its link first and then the rest, and on PostgreSQL the two must not wait for each
+    // other the other way round.
+    "UPDATE client_user_links SET user_id = user_id WHERE user_id = $1",
     "DELETE FROM authorization_codes WHERE user_id = $1",
     "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE user_id = $1)",
     "DELETE FROM grants WHERE user_id = $1",
@@ -43,6 +47,8 @@ const BY_USER: &[&str] = &[
 /// sign-in and data-access records stay theirs (the app shows as "a removed app"). Codes
 /// first, as for the user.
 const BY_CLIENT: &[&str] = &[
+    // Its users' links first, as for the user (a user withdrawing the app at that moment).
+    "UPDATE client_user_links SET client_id = client_id WHERE client_id = $1",
     "DELETE FROM authorization_codes WHERE client_id = $1",
     "DELETE FROM refresh_tokens WHERE client_id = $1",
     "DELETE FROM grants WHERE client_id = $1",

@@ -366,3 +366,25 @@ async fn a_scope_request_while_its_owner_is_erased_leaves_nothing_behind() {
         assert!(store.scope_decisions(&client.id).await.unwrap().is_empty(), "round {round}: its scope requests went with it");
     }
 }
+
+/// A user withdrawing an app while their account is erased: both go through, on
+/// PostgreSQL too, where the two used to take the user's rows for that app in opposite
+/// orders (the withdrawal its link first, the erasure its link last).
+#[tokio::test]
+async fn withdrawing_an_app_while_the_account_is_erased_never_deadlocks() {
+    let app = TestApp::start().await;
+    let (client, secret) = app.client().await;
+    for round in 0..10 {
+        let email = format!("withdraws{round}@example.com");
+        let user = app.user(&email).await;
+        // A link, a consent, a grant with its refresh token, and an unredeemed code.
+        let (code, verifier) = app.code_for(&client, &email, "openid").await;
+        app.exchange(&client, &secret, &code, &verifier).await;
+        app.code_for(&client, &email, "openid").await;
+        let now = app.clock.now();
+        let (withdrawal, erasure) = tokio::join!(app.state.store.withdraw_link(&user.id, &client.id, now), sluis::account::deletion::delete_account(&app.state.store, &user, now));
+        withdrawal.unwrap_or_else(|e| panic!("round {round}: the withdrawal failed: {e}"));
+        let erasure = erasure.unwrap_or_else(|e| panic!("round {round}: the erasure failed: {e}"));
+        assert!(matches!(erasure, sluis::store::ErasureOutcome::Erased { .. }), "round {round}");
+    }
+}
