@@ -149,7 +149,8 @@ pub struct Attempt<'a> {
     pub outcome: Outcome,
 }
 
-pub async fn record_attempt(store: &Store, attempt: &Attempt<'_>, origin: &Origin, now: Timestamp) -> Result<(), StoreError> {
+/// `false`: the account the attempt names was erased meanwhile, and nothing was recorded.
+pub async fn record_attempt(store: &Store, attempt: &Attempt<'_>, origin: &Origin, now: Timestamp) -> Result<bool, StoreError> {
     let (result, reason) = match attempt.outcome {
         Outcome::Success => ("success", None),
         Outcome::Failure(f) => ("failure", Some(f.as_str().to_string())),

@@ -108,7 +108,10 @@ async fn check_password(app: &AppState, origin: &Origin, client: Option<&ClientI
             } else {
                 ticket.succeeded(&app.store, now).await?;
             }
-            record(Outcome::Success).await?;
+            if !record(Outcome::Success).await? {
+                // Erased (in another browser) while its password was being checked.
+                return Ok(Err(WRONG_CREDENTIALS.to_string()));
+            }
             Ok(Ok((user, has_second_factor)))
         }
         None => {

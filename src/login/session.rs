@@ -69,13 +69,20 @@ pub async fn track(State(app): State<AppState>, session: Session, origin: Origin
             if let Some(old) = &old {
                 app.store.delete_user_session(old).await?;
             }
-            if let Some(auth) = &after {
-                app.store.insert_user_session(&auth.sid, &auth.user_id, &origin.stored(), app.now()).await?;
+            match &after {
+                Some(auth) => app.store.insert_user_session(&auth.sid, &auth.user_id, &origin.stored(), app.now()).await,
+                None => Ok(true),
             }
-            Ok::<_, crate::store::StoreError>(())
         };
-        if let Err(e) = result.await {
-            return PageError::from(e).into_response();
+        match result.await {
+            Ok(true) => {}
+            // The account was erased while this request signed it in: no session remains.
+            Ok(false) => {
+                if let Err(e) = sign_out(&session).await {
+                    return e.into_response();
+                }
+            }
+            Err(e) => return PageError::from(e).into_response(),
         }
     }
     response

@@ -231,11 +231,15 @@ fn event_id() -> String {
 const PURGE_BATCH: i64 = 2000;
 
 impl Store {
-    pub async fn insert_login_event(&self, e: &NewLoginEvent) -> Result<()> {
-        sqlx::query(
+    /// Records a sign-in attempt; `false` (nothing recorded) when the account it names was
+    /// erased meanwhile.
+    pub async fn insert_login_event(&self, e: &NewLoginEvent) -> Result<bool> {
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO login_events (id, at, user_id, client_id, method, result, reason, ip, ip_key, ip_truncated, user_agent, device, os, browser)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+             WHERE $3 IS NULL OR {}",
+            self.user_still_exists(3)
+        )))
         .bind(event_id())
         .bind(e.at)
         .bind(e.user_id.as_ref().map(|u| u.to_string()))
@@ -252,8 +256,9 @@ impl Store {
         .bind(&e.origin.os)
         .bind(&e.origin.browser)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
     }
 
     /// Sign-in attempts matching `filter`, newest first, after `before`, at most `limit`.

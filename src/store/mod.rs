@@ -1,7 +1,8 @@
 //! Persistence. The only module that speaks SQL. Every query is written once, in SQL that
 //! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns); the one
-//! exception is PostgreSQL's code redemption (`codes::redeem_pg`), and what only one of them
-//! needs (SQLite's pragmas, PostgreSQL's NOTIFY).
+//! exceptions are PostgreSQL's code redemption (`codes::redeem_pg`), the row lock in
+//! [`Store::user_still_exists`], and what only one of them needs (SQLite's pragmas,
+//! PostgreSQL's NOTIFY).
 
 mod access;
 mod auth_requests;
@@ -191,6 +192,16 @@ impl Store {
             Ok(tx) => Ok(tx?),
             Err(_) => Err(sqlx::Error::WorkerCrashed.into()),
         }
+    }
+
+    /// A condition that the user `$n` names still exists, for a write that names them: on
+    /// PostgreSQL it also takes a key-share lock on the user's row until the write commits,
+    /// so an erasure in progress (which deleted the row first) is waited for and then finds
+    /// nothing to write, and an erasure that comes later waits and then deletes what this
+    /// wrote. SQLite runs one writer at a time, so the check alone is enough there.
+    fn user_still_exists(&self, n: usize) -> String {
+        let lock = if self.sqlite_writes.is_some() { "" } else { " FOR KEY SHARE" };
+        format!("EXISTS (SELECT 1 FROM users WHERE id = ${n}{lock})")
     }
 
     pub async fn migrate(&self) -> Result<()> {

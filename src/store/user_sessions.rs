@@ -42,11 +42,14 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<UserSession> {
 }
 
 impl Store {
-    pub async fn insert_user_session(&self, sid: &str, user: &UserId, origin: &StoredOrigin, now: Timestamp) -> Result<()> {
-        sqlx::query(
+    /// Indexes a new sign-in; `false` when the user's account was erased meanwhile (the
+    /// session must then be ended, not indexed).
+    pub async fn insert_user_session(&self, sid: &str, user: &UserId, origin: &StoredOrigin, now: Timestamp) -> Result<bool> {
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO user_sessions (sid, user_id, ip, ip_truncated, user_agent, device, os, browser, created_at, last_seen_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (sid) DO NOTHING",
-        )
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9 WHERE {} ON CONFLICT (sid) DO NOTHING",
+            self.user_still_exists(2)
+        )))
         .bind(sid)
         .bind(user.as_str())
         .bind(origin.ip.clone())
@@ -57,8 +60,9 @@ impl Store {
         .bind(&origin.browser)
         .bind(now)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(inserted == 1 || self.user_session_mark(sid).await?.is_some())
     }
 
     pub async fn user_session_mark(&self, sid: &str) -> Result<Option<SessionMark>> {

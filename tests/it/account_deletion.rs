@@ -388,3 +388,36 @@ async fn withdrawing_an_app_while_the_account_is_erased_never_deadlocks() {
         assert!(matches!(erasure, sluis::store::ErasureOutcome::Erased { .. }), "round {round}");
     }
 }
+
+/// A sign-in whose password is still being checked when the account is erased (in another
+/// browser) leaves nothing of the account behind: no history row, no session, nothing that
+/// names it.
+#[tokio::test]
+async fn a_sign_in_in_flight_while_the_account_is_erased_leaves_nothing_behind() {
+    let app = TestApp::start_with(|c| c.rate_limit_login_per_minute = 0).await;
+    let db = database(&app).await;
+    for round in 0..6 {
+        let email = format!("signing{round}@example.com");
+        let user = app.user(&email).await;
+        let browser = app.browser();
+        let page = browser.get("/login").await.text().await.unwrap();
+        let fields = [("email", email.as_str()), ("password", PASSWORD)];
+        let signing_in = browser.submit(&page, &fields);
+        let erasing = async {
+            // The sign-in has read the account and is hashing the password by now.
+            tokio::time::sleep(std::time::Duration::from_millis(5 + 3 * round)).await;
+            sluis::account::deletion::delete_account(&app.state.store, &user, app.clock.now()).await.unwrap()
+        };
+        let (response, erasure) = tokio::join!(signing_in, erasing);
+        assert!(matches!(erasure, sluis::store::ErasureOutcome::Erased { .. }), "round {round}");
+        assert_ne!(response.status().as_u16(), 500, "round {round}");
+        assert_eq!(location(&browser.get("/account").await).as_deref(), Some("/login"), "round {round}: the browser is not signed in");
+        assert_eq!(tables_mentioning(&db, &[user.id.as_str(), &email]).await, vec![], "round {round}: rows still naming the erased account");
+        // What a sign-in writes after its password check refuses an erased account too.
+        let origin = Origin { ip: Some("203.0.113.7".into()), user_agent: None }.stored();
+        assert!(!app.state.store.insert_user_session(&format!("sid-{round}"), &user.id, &origin, app.clock.now()).await.unwrap());
+        let attempt = events::Attempt { user: Some(&user.id), client: None, method: events::Method::Password, outcome: events::Outcome::Failure(events::Failure::WrongPassword) };
+        assert!(!events::record_attempt(&app.state.store, &attempt, &Origin { ip: None, user_agent: None }, app.clock.now()).await.unwrap());
+        assert_eq!(tables_mentioning(&db, &[user.id.as_str(), &email]).await, vec![], "round {round}: rows written after the erasure");
+    }
+}

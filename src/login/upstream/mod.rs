@@ -156,7 +156,7 @@ async fn callback(app: &AppState, session: &Session, origin: &Origin, id: &str, 
     };
     let record = |outcome| {
         let attempt = Attempt { user: None, client: client.as_ref(), method: method.clone(), outcome };
-        async move { events::record_attempt(&app.store, &attempt, origin, now).await }
+        async move { events::record_attempt(&app.store, &attempt, origin, now).await.map(|_| ()) }
     };
     let Some(pending) = pending else {
         // A replayed, forged or stale callback, or one from another browser.
