@@ -1,5 +1,5 @@
 //! Persistence. The only module that speaks SQL. Every query is written once, in SQL that
-//! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns); the one
+//! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns); the
 //! exceptions are PostgreSQL's code redemption (`codes::redeem_pg`), the row lock in
 //! `Store::user_still_exists`, and what only one of them needs (SQLite's pragmas,
 //! PostgreSQL's NOTIFY).
