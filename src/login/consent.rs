@@ -69,7 +69,9 @@ async fn decide(app: &AppState, session: &Session, body: &[u8]) -> Result<Respon
             // Consent accumulates: what was granted earlier stays granted until withdrawn.
             let earlier = app.store.consent(&auth.user_id, &client).await?.and_then(|s| ScopeSet::parse(&s)).unwrap_or_default();
             let scope = earlier.union(&ScopeSet::parse(&request.scope).unwrap_or_default());
-            app.store.put_consent(&auth.user_id, &client, &scope, app.now()).await?;
+            if !app.store.put_consent(&auth.user_id, &client, &scope, app.now()).await? {
+                return Err(crate::oidc::authorize::account_gone_page());
+            }
             request.consent_given = true;
             let payload = serde_json::to_string(&request).map_err(|e| PageError::internal(&e))?;
             app.store.update_auth_request(request_id, &payload).await?;

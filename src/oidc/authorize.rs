@@ -83,6 +83,11 @@ pub fn expired_page() -> PageError {
     PageError::bad_request("This sign-in request has expired or was already completed. Go back to the application and start again.")
 }
 
+/// The signed-in account was erased (in another browser) while this request was on its way.
+pub fn account_gone_page() -> PageError {
+    PageError::bad_request("This account has been deleted. Go back to the application and sign in again.")
+}
+
 /// A pending request and when it was made.
 pub async fn load_pending(app: &AppState, id: &str) -> Result<Option<(AuthorizationRequest, Timestamp)>, PageError> {
     let Some(stored) = app.store.auth_request(id, app.now()).await? else { return Ok(None) };
@@ -220,8 +225,11 @@ async fn issue_code(app: &AppState, request: &AuthorizationRequest, auth: Authen
     let code = random_token();
     let client = app.store.client(&request.client_id).await?.ok_or_else(expired_page)?;
     let client_id = client.id.clone();
-    app.store.touch_link(&auth.user_id, &client_id, &app.subject(&client, &auth.user_id), &request.scope, now).await?;
-    app.store
+    if !app.store.touch_link(&auth.user_id, &client_id, &app.subject(&client, &auth.user_id), &request.scope, now).await? {
+        return Err(account_gone_page());
+    }
+    let stored = app
+        .store
         .insert_code(&NewCode {
             code_hash: token_hash(&code),
             client_id,
@@ -233,6 +241,9 @@ async fn issue_code(app: &AppState, request: &AuthorizationRequest, auth: Authen
             expires_at: now + CODE_TTL,
         })
         .await?;
+    if !stored {
+        return Err(account_gone_page());
+    }
     Ok(code)
 }
 

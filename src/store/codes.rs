@@ -42,11 +42,13 @@ fn code_from_row(code_hash: &str, row: &AnyRow) -> Result<NewCode> {
 }
 
 impl Store {
-    pub async fn insert_code(&self, code: &NewCode) -> Result<()> {
-        sqlx::query(
+    /// `false` (nothing stored) when the user's account was erased meanwhile.
+    pub async fn insert_code(&self, code: &NewCode) -> Result<bool> {
+        let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, sid, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE {}",
+            self.user_still_exists(3)
+        )))
         .bind(&code.code_hash)
         .bind(code.client_id.as_str())
         .bind(code.auth.user_id.as_str())
@@ -59,8 +61,9 @@ impl Store {
         .bind(&code.auth.sid)
         .bind(code.expires_at)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(stored == 1)
     }
 
     /// Consumes a code: marks it used and names the grant `grant_id` in it, lets `decide`

@@ -27,18 +27,24 @@ impl Store {
 
     /// Stores the user's consent to `scope` for the client, and one `granted_scopes` row per
     /// scope (earlier grants keep their time).
-    pub async fn put_consent(&self, user: &UserId, client: &ClientId, scope: &ScopeSet, now: Timestamp) -> Result<()> {
+    /// `false` (nothing written) when the user's account was erased meanwhile.
+    pub async fn put_consent(&self, user: &UserId, client: &ClientId, scope: &ScopeSet, now: Timestamp) -> Result<bool> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
+        let written = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO consents (user_id, client_id, scope, granted_at) SELECT $1, $2, $3, $4 WHERE {}
              ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
-        )
+            self.user_still_exists(1)
+        )))
         .bind(user.as_str())
         .bind(client.as_str())
         .bind(scope.to_string())
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if written == 0 {
+            return Ok(false);
+        }
         for name in scope.iter() {
             sqlx::query(
                 "INSERT INTO granted_scopes (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
@@ -52,25 +58,28 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Records a successful authorization: creates the client-user link the first time,
-    /// and re-activates it after a withdrawal.
-    pub async fn touch_link(&self, user: &UserId, client: &ClientId, sub: &str, scope: &str, now: Timestamp) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO client_user_links (user_id, client_id, first_signin_at, last_signin_at, sub, scope) VALUES ($1, $2, $3, $3, $4, $5)
+    /// and re-activates it after a withdrawal. `false` (nothing written) when the user's
+    /// account was erased meanwhile.
+    pub async fn touch_link(&self, user: &UserId, client: &ClientId, sub: &str, scope: &str, now: Timestamp) -> Result<bool> {
+        let written = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO client_user_links (user_id, client_id, first_signin_at, last_signin_at, sub, scope) SELECT $1, $2, $3, $3, $4, $5 WHERE {}
              ON CONFLICT (user_id, client_id) DO UPDATE SET last_signin_at = excluded.last_signin_at, sub = excluded.sub,
                  scope = excluded.scope, withdrawn_at = NULL",
-        )
+            self.user_still_exists(1)
+        )))
         .bind(user.as_str())
         .bind(client.as_str())
         .bind(now)
         .bind(sub)
         .bind(scope)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(written > 0)
     }
 
     pub async fn link(&self, user: &UserId, client: &ClientId) -> Result<Option<StoredLink>> {

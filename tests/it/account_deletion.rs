@@ -421,3 +421,39 @@ async fn a_sign_in_in_flight_while_the_account_is_erased_leaves_nothing_behind()
         assert_eq!(tables_mentioning(&db, &[user.id.as_str(), &email]).await, vec![], "round {round}: rows written after the erasure");
     }
 }
+
+/// What an authorization writes for the signed-in account (its link to the app, its
+/// consent, the code) is refused once the account is erased: an authorization that was on
+/// its way when the account was erased in another browser leaves nothing behind, and the
+/// page says why.
+#[tokio::test]
+async fn an_authorization_for_an_erased_account_writes_nothing() {
+    use sluis::model::{Authentication, ClientId};
+    let app = TestApp::start().await;
+    let db = database(&app).await;
+    let (client, _) = app.client().await;
+    let email = "authorizing@example.com";
+    let user = app.user(email).await;
+    let now = app.clock.now();
+    let erased = sluis::account::deletion::delete_account(&app.state.store, &user, now).await.unwrap();
+    assert!(matches!(erased, sluis::store::ErasureOutcome::Erased { .. }));
+
+    let store = &app.state.store;
+    let client_id = ClientId(client.id.to_string());
+    assert!(!store.touch_link(&user.id, &client_id, "pairwise-sub", "openid", now).await.unwrap());
+    let scope = sluis::privacy::ScopeSet::parse("openid email").unwrap();
+    assert!(!store.put_consent(&user.id, &client_id, &scope, now).await.unwrap());
+    let auth = Authentication { user_id: user.id.clone(), auth_time: now, amr: vec!["pwd".into()], sid: "sid-erased".into() };
+    let code = sluis::store::NewCode {
+        code_hash: "code-of-an-erased-account".into(),
+        client_id,
+        redirect_uri: REDIRECT_URI.into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: None,
+        auth,
+        expires_at: now + 60,
+    };
+    assert!(!store.insert_code(&code).await.unwrap());
+    assert_eq!(tables_mentioning(&db, &[user.id.as_str(), email]).await, vec![], "rows written for the erased account");
+}

@@ -350,7 +350,7 @@ async fn many_codes_exchanged_at_once_each_get_their_own_grant() {
 /// is nothing to interleave and this test has nothing to check.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replay_by_another_process_between_the_statements_leaves_no_grant() {
-    use sluis::model::{Authentication, GrantId, UserId};
+    use sluis::model::{Authentication, GrantId};
     use sluis::store::{CodeRedemption, NewCode, NewGrant, Store};
     let app = TestApp::start().await;
     let url = app.state.config.database_url();
@@ -359,7 +359,8 @@ async fn a_replay_by_another_process_between_the_statements_leaves_no_grant() {
     }
     let (client, _) = app.client().await;
     let now = app.clock.now();
-    let auth = Authentication { user_id: UserId("u1".into()), auth_time: now, amr: vec!["pwd".into()], sid: "s1".into() };
+    let user = app.user("replayed@example.com").await;
+    let auth = Authentication { user_id: user.id.clone(), auth_time: now, amr: vec!["pwd".into()], sid: "s1".into() };
     let code = NewCode {
         code_hash: "replayed-code".into(),
         client_id: client.id.clone(),
@@ -370,7 +371,7 @@ async fn a_replay_by_another_process_between_the_statements_leaves_no_grant() {
         auth: auth.clone(),
         expires_at: now + 60,
     };
-    app.state.store.insert_code(&code).await.unwrap();
+    assert!(app.state.store.insert_code(&code).await.unwrap());
     let first = GrantId("first-grant".into());
 
     let outcome = app
