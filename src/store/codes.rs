@@ -28,7 +28,7 @@ pub enum CodeRedemption {
     Unknown,
 }
 
-fn code_from_row(code_hash: &str, row: &AnyRow) -> Result<NewCode> {
+pub(super) fn code_from_row(code_hash: &str, row: &AnyRow) -> Result<NewCode> {
     Ok(NewCode {
         code_hash: code_hash.to_string(),
         client_id: ClientId(row.try_get("client_id")?),
@@ -100,7 +100,7 @@ impl Store {
             let consumed = match (unused, decide(&code)) {
                 (false, _) => false,
                 (true, Some(grant)) => redeem_pg(&mut conn, code_hash, &grant).await?,
-                (true, None) => consume_codes(&mut conn, &[(code_hash.to_string(), grant_id.clone(), now)]).await?.pop().flatten().is_some(),
+                (true, None) => consume_pg(&mut conn, code_hash, grant_id, now).await?,
             };
             consumed.then_some(code)
         };
@@ -176,41 +176,16 @@ async fn redeem_pg(conn: &mut AnyConnection, code_hash: &str, grant: &NewGrant) 
     Ok(row.try_get::<i64, _>("granted")? == 1)
 }
 
-/// Marks each `(code hash, grant id, now)` used at `now` and naming that grant, in one
-/// statement for all; each code as it was, in order, or `None` if it was unknown or already
-/// used (of two redemptions of one code in the same statement, the first wins).
-pub(super) async fn consume_codes(conn: &mut AnyConnection, codes: &[(String, GrantId, Timestamp)]) -> Result<Vec<Option<NewCode>>> {
-    // $1…$n the hashes, then the grant ids, then the times, each in the order of `codes`.
-    let n = codes.len();
-    let whens = |offset: usize| (1..=n).map(|i| format!("WHEN ${i} THEN ${}", i + offset)).collect::<Vec<_>>().join(" ");
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE authorization_codes SET used_at = CASE code_hash {} END, grant_id = CASE code_hash {} END
-         WHERE code_hash IN ({}) AND used_at IS NULL
-         RETURNING code_hash, grant_id, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, sid, expires_at",
-        whens(2 * n),
-        whens(n),
-        super::placeholders(1, n)
-    )))
-    // Each group size is its own statement text: only the one-code form is kept prepared.
-    .persistent(n == 1);
-    for (code_hash, _, _) in codes {
-        query = query.bind(code_hash);
-    }
-    for (_, grant_id, _) in codes {
-        query = query.bind(grant_id.as_str());
-    }
-    for (_, _, now) in codes {
-        query = query.bind(*now);
-    }
-    let rows = query.fetch_all(&mut *conn).await?;
-    codes
-        .iter()
-        .map(|(code_hash, grant_id, _)| {
-            let mut won = rows.iter().filter(|row| {
-                row.try_get::<String, _>("code_hash").is_ok_and(|h| h == *code_hash)
-                    && row.try_get::<Option<String>, _>("grant_id").is_ok_and(|g| g.as_deref() == Some(grant_id.as_str()))
-            });
-            won.next().map(|row| code_from_row(code_hash, row)).transpose()
-        })
-        .collect()
+/// PostgreSQL, for a code whose check failed: marks it used at `now` and naming `grant_id`
+/// (a grant that will not exist), as the redemption that passes does; false if it was used
+/// (or deleted) meanwhile.
+async fn consume_pg(conn: &mut AnyConnection, code_hash: &str, grant_id: &GrantId, now: Timestamp) -> Result<bool> {
+    let consumed = sqlx::query("UPDATE authorization_codes SET used_at = $1, grant_id = $2 WHERE code_hash = $3 AND used_at IS NULL")
+        .bind(now)
+        .bind(grant_id.as_str())
+        .bind(code_hash)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(consumed == 1)
 }

@@ -61,39 +61,6 @@ fn grant_from_row(row: &AnyRow) -> Result<StoredGrant> {
     })
 }
 
-/// Inserts each grant issued from its code, only while that code still names it (a replay
-/// of the code in between unnames it: see [`Store::redeem_code`]), in one statement for
-/// all; whether each was stored, in order.
-pub(super) async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant, String)]) -> Result<Vec<bool>> {
-    const PER_GRANT: usize = 9;
-    let rows: Vec<String> = (0..grants.len()).map(|i| format!("({})", super::placeholders(i * PER_GRANT + 1, PER_GRANT))).collect();
-    // VALUES columns are named column1, column2, … in SQLite and PostgreSQL alike.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO grants (id, client_id, user_id, scope, auth_time, amr, sid, created_at)
-         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8
-         FROM (VALUES {}) AS v
-         WHERE EXISTS (SELECT 1 FROM authorization_codes c WHERE c.code_hash = v.column9 AND c.grant_id = v.column1)
-         RETURNING id",
-        rows.join(", ")
-    )))
-    // Each group size is its own statement text: only the one-row form is worth keeping
-    // prepared on every connection (dozens of sizes would hold tens of MB there).
-    .persistent(grants.len() == 1);
-    for (grant, code_hash) in grants {
-        query = bind_grant(query, grant).bind(code_hash);
-    }
-    let inserted: Vec<String> = query.fetch_all(&mut *conn).await?.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
-    let stored: Vec<bool> = grants.iter().map(|(grant, _)| inserted.iter().any(|id| id == grant.id.as_str())).collect();
-    let refreshes: Vec<NewRefreshRow<'_>> = grants
-        .iter()
-        .zip(&stored)
-        .filter(|(_, stored)| **stored)
-        .filter_map(|((grant, _), _)| grant.refresh.as_ref().map(|refresh| (&grant.id, &grant.client_id, refresh, grant.created_at)))
-        .collect();
-    insert_refreshes(conn, &refreshes).await?;
-    Ok(stored)
-}
-
 /// Binds the grant's columns in the order `id, client_id, user_id, scope, auth_time, amr,
 /// sid, created_at`.
 pub(super) fn bind_grant<'q>(query: AnyQuery<'q>, grant: &'q NewGrant) -> AnyQuery<'q> {

@@ -102,6 +102,10 @@ pub struct Store {
 /// them.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// Set on every SQLite connection. WAL lets readers proceed while one writer commits; NORMAL
+/// sync is durable across application crashes, which is what WAL needs.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 impl Store {
@@ -128,9 +132,7 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
-                        // WAL lets readers proceed while one writer commits; NORMAL sync is
-                        // durable across application crashes, which is what WAL needs.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;").await?;
+                        conn.execute(SQLITE_PRAGMAS).await?;
                     }
                     Ok(())
                 })
@@ -146,7 +148,7 @@ impl Store {
                 })
             }),
         };
-        let pool = pool_options.connect_with(options).await?;
+        let pool = pool_options.connect_with(options.clone()).await?;
         // Without its change marker (a read-only directory) the cache could miss another
         // process' change, so there is none: every lookup reads the database.
         let (client_cache, client_listener) = match sqlite {
@@ -165,7 +167,7 @@ impl Store {
         };
         let sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>> = sqlite.then(Arc::default);
         let redemptions = match &sqlite_writes {
-            Some(turn) => Some(Arc::new(redemption_batch::RedemptionBatcher::start(pool.clone(), Arc::clone(turn)).map_err(sqlx::Error::Io)?)),
+            Some(turn) => Some(Arc::new(redemption_batch::RedemptionBatcher::start(options.clone(), Arc::clone(turn)).map_err(sqlx::Error::Io)?)),
             None => None,
         };
         Ok(Self { pool, sqlite_writes, client_cache, client_listener, redemptions, known_lines: Arc::default() })

@@ -6,15 +6,19 @@
 //! One thread here takes every redemption waiting at that moment and runs them as one
 //! statement per step (consume the codes; check each consumed code with its exchange's
 //! `decide`; store the grants), so the wait is shared by the group instead of paid by each
-//! exchange. The statements are [`consume_codes`] and [`insert_grants`], the same ones
-//! PostgreSQL runs for one code.
+//! exchange. The statements are [`consume_codes`] and [`insert_grants`], on SQLite only
+//! (PostgreSQL redeems each code in one statement of its own, `codes::redeem_pg`).
 
 use std::sync::Arc;
 
+use sqlx::any::AnyConnectOptions;
+use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::codes::{NewCode, consume_codes};
-use super::grants::{NewGrant, insert_grants};
+use sqlx::Row;
+
+use super::codes::{NewCode, code_from_row};
+use super::grants::{NewGrant, bind_grant};
 use super::{Result, StoreError};
 use crate::clock::Timestamp;
 use crate::model::GrantId;
@@ -51,10 +55,15 @@ impl RedemptionBatcher {
     /// A thread of its own, not a task: a task woken when its statement is done waits behind
     /// every runnable task (with both cores signing tokens, milliseconds of work) while it
     /// holds the write turn.
-    pub fn start(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>) -> std::io::Result<Self> {
+    ///
+    /// With a connection of its own, not one from the pool: the pool hands out its
+    /// connections in turn, and a connection that finds the database changed by another one
+    /// drops its whole page cache and reads every page again; this one finds only its own
+    /// writes. A pool also pings each connection handed back, a thread hop each time.
+    pub fn start(options: AnyConnectOptions, turn: Arc<Mutex<()>>) -> std::io::Result<Self> {
         let (jobs, receiver) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        std::thread::Builder::new().name("sluis-redeem".into()).spawn(move || runtime.block_on(run(pool, turn, receiver)))?;
+        std::thread::Builder::new().name("sluis-redeem".into()).spawn(move || runtime.block_on(run(options, turn, receiver)))?;
         Ok(Self { jobs })
     }
 
@@ -72,16 +81,26 @@ fn stopped() -> StoreError {
     StoreError::Batch("the redemption thread has stopped".into())
 }
 
-async fn run(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn run(options: AnyConnectOptions, turn: Arc<Mutex<()>>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut waiting = Vec::with_capacity(MAX_GROUP);
+    // Opened for the first group, and again after a group whose statement failed.
+    let mut connection: Option<AnyConnection> = None;
     while jobs.recv_many(&mut waiting, MAX_GROUP).await > 0 {
         let (codes, rest): (Vec<_>, Vec<_>) = waiting.drain(..).map(|job| ((job.code_hash, job.grant_id, job.now), (job.decide, job.reply))).unzip();
         // Held until the grants are stored, so that a concurrent replay of one of these
         // codes (which takes the turn too) comes after its grant, as in a transaction.
         let _turn = turn.lock().await;
-        let consumed = match consume_in(&pool, &codes).await {
+        let conn = match connected(&options, &mut connection).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                fail_all(rest.into_iter().map(|(_, reply)| reply), &e);
+                continue;
+            }
+        };
+        let consumed = match consume_codes(conn, &codes).await {
             Ok(consumed) => consumed,
             Err(e) => {
+                connection = None;
                 fail_all(rest.into_iter().map(|(_, reply)| reply), &e);
                 continue;
             }
@@ -113,8 +132,11 @@ async fn run(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>, mut jobs: mpsc::Unbounde
         }
         let stored = match grants.is_empty() {
             true => Ok(Vec::new()),
-            false => store_in(&pool, &grants).await,
+            false => insert_grants(conn, &grants).await,
         };
+        if stored.is_err() {
+            connection = None;
+        }
         for (code, index, reply) in outcomes {
             // A failed insert fails the exchanges whose grants it held, not those whose check
             // failed (they learn why from their check).
@@ -128,14 +150,124 @@ async fn run(pool: sqlx::AnyPool, turn: Arc<Mutex<()>>, mut jobs: mpsc::Unbounde
     }
 }
 
-async fn consume_in(pool: &sqlx::AnyPool, codes: &[(String, GrantId, Timestamp)]) -> Result<Vec<Option<NewCode>>> {
-    let mut conn = pool.acquire().await?;
-    consume_codes(&mut conn, codes).await
+async fn connected<'c>(options: &AnyConnectOptions, connection: &'c mut Option<AnyConnection>) -> Result<&'c mut AnyConnection> {
+    let conn = match connection.take() {
+        Some(conn) => conn,
+        None => {
+            let mut conn = AnyConnection::connect_with(options).await?;
+            conn.execute(super::SQLITE_PRAGMAS).await?;
+            conn
+        }
+    };
+    Ok(connection.insert(conn))
 }
 
-async fn store_in(pool: &sqlx::AnyPool, grants: &[(NewGrant, String)]) -> Result<Vec<bool>> {
-    let mut conn = pool.acquire().await?;
-    insert_grants(&mut conn, grants).await
+/// A group's statements are built for its size rounded up to a power of two (1, 2, 4, … 64)
+/// and padded with values that match no row: seven texts per statement, each prepared once
+/// on the thread's connection and kept, where a text per group size was parsed again for
+/// every group.
+fn padded(size: usize) -> usize {
+    size.next_power_of_two()
+}
+
+/// The padding's code hash and grant id: no code hash or grant id is empty.
+const MATCHES_NOTHING: &str = "";
+
+/// Marks each `(code hash, grant id, now)` used at `now` and naming that grant, in one
+/// statement for all; each code as it was, in order, or `None` if it was unknown or already
+/// used (of two redemptions of one code in the same statement, the first wins).
+///
+/// The placeholders are anonymous (`?`), each value bound where it appears: SQLite finds a
+/// numbered one by its name in the list of all the statement's names, when it parses and
+/// again when each value is bound, which grew with the square of a group's values.
+async fn consume_codes(conn: &mut AnyConnection, codes: &[(String, GrantId, Timestamp)]) -> Result<Vec<Option<NewCode>>> {
+    let size = padded(codes.len());
+    let whens = vec!["WHEN ? THEN ?"; size].join(" ");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE authorization_codes SET used_at = CASE code_hash {whens} END, grant_id = CASE code_hash {whens} END
+         WHERE code_hash IN ({}) AND used_at IS NULL
+         RETURNING code_hash, grant_id, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, sid, expires_at",
+        vec!["?"; size].join(", ")
+    )));
+    let padding = size - codes.len();
+    for (code_hash, _, now) in codes {
+        query = query.bind(code_hash).bind(*now);
+    }
+    for _ in 0..padding {
+        query = query.bind(MATCHES_NOTHING).bind(0_i64);
+    }
+    for (code_hash, grant_id, _) in codes {
+        query = query.bind(code_hash).bind(grant_id.as_str());
+    }
+    for _ in 0..padding {
+        query = query.bind(MATCHES_NOTHING).bind(MATCHES_NOTHING);
+    }
+    for (code_hash, _, _) in codes {
+        query = query.bind(code_hash);
+    }
+    for _ in 0..padding {
+        query = query.bind(MATCHES_NOTHING);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    codes
+        .iter()
+        .map(|(code_hash, grant_id, _)| {
+            let mut won = rows.iter().filter(|row| {
+                row.try_get::<String, _>("code_hash").is_ok_and(|h| h == *code_hash)
+                    && row.try_get::<Option<String>, _>("grant_id").is_ok_and(|g| g.as_deref() == Some(grant_id.as_str()))
+            });
+            won.next().map(|row| code_from_row(code_hash, row)).transpose()
+        })
+        .collect()
+}
+
+/// Inserts each grant issued from its code (given by hash), only while that code still names
+/// it (a replay of the code in between unnames it: see `Store::redeem_code`), and its
+/// refresh token if it has one and was inserted: two statements sent together, one hop to
+/// the connection's thread; whether each grant was stored, in order. Anonymous placeholders
+/// as in [`consume_codes`].
+async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant, String)]) -> Result<Vec<bool>> {
+    let size = padded(grants.len());
+    // VALUES columns are named column1, column2, … in SQLite.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO grants (id, client_id, user_id, scope, auth_time, amr, sid, created_at)
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8
+         FROM (VALUES {}) AS v
+         WHERE EXISTS (SELECT 1 FROM authorization_codes c WHERE c.code_hash = v.column9 AND c.grant_id = v.column1)
+         RETURNING id;
+         INSERT INTO refresh_tokens (token_hash, grant_id, client_id, scope, created_at, expires_at)
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6
+         FROM (VALUES {}) AS v
+         WHERE EXISTS (SELECT 1 FROM grants g WHERE g.id = v.column2)",
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; size].join(", "),
+        vec!["(?, ?, ?, ?, ?, ?)"; size].join(", ")
+    )));
+    let padding = size - grants.len();
+    for (grant, code_hash) in grants {
+        query = bind_grant(query, grant).bind(code_hash);
+    }
+    for _ in 0..padding {
+        let nothing = MATCHES_NOTHING;
+        query = query.bind(nothing).bind(nothing).bind(nothing).bind(nothing).bind(0_i64).bind(nothing).bind(nothing).bind(0_i64).bind(nothing);
+    }
+    // A grant without a refresh token gets a row of padding here.
+    for (grant, _) in grants {
+        query = match &grant.refresh {
+            Some(refresh) => query
+                .bind(&refresh.token_hash)
+                .bind(grant.id.as_str())
+                .bind(grant.client_id.as_str())
+                .bind(&refresh.scope)
+                .bind(grant.created_at)
+                .bind(refresh.expires_at),
+            None => query.bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(0_i64).bind(0_i64),
+        };
+    }
+    for _ in 0..padding {
+        query = query.bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(0_i64).bind(0_i64);
+    }
+    let inserted: Vec<String> = query.fetch_all(&mut *conn).await?.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
+    Ok(grants.iter().map(|(grant, _)| inserted.iter().any(|id| id == grant.id.as_str())).collect())
 }
 
 /// A failed statement fails every job of its group, each with the message.

@@ -332,6 +332,14 @@ async fn many_codes_exchanged_at_once_each_get_their_own_grant() {
     let issued: Vec<&Value> = results.iter().filter(|(status, _)| *status == 200).map(|(_, body)| body).collect();
     let grants: std::collections::HashSet<String> = issued.iter().map(|body| jwt_claims(str_of(body, "access_token"))["gid"].as_str().unwrap().to_string()).collect();
     assert_eq!(grants.len(), 12, "one grant per code");
+    // Nothing else was stored (SQLite's group statements are padded with rows that must
+    // match nothing): the twelve grants, and the refresh tokens of all but the replayed one.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&app.state.config.database_url()).await.unwrap();
+    for (table, rows) in [("grants", 12), ("refresh_tokens", 11)] {
+        let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&db).await.unwrap();
+        assert_eq!(count, rows, "{table}");
+    }
     // The replay revoked the grant of the first code's winning exchange (its access and
     // refresh tokens); every other exchange's tokens work, refresh token included.
     let mut working = 0;
