@@ -42,6 +42,32 @@ pub fn sortable_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
+/// Hex digits of the time a [`stored_token`] was made (milliseconds since 1970; 48 bits).
+const TIME_DIGITS: usize = 12;
+
+/// An authorization code or refresh token: [`TIME_DIGITS`] hex digits of the time it was made,
+/// then a [`random_token`] (256 random bits). It is stored under [`stored_token_key`], which
+/// starts with the same digits, so the index keyed by it grows at its end: a group of
+/// exchanges writes a page or two there instead of a page at a random place per token, and a
+/// code redeemed soon after it was issued finds its page still cached (issue 6). The time is
+/// no secret from the client it is issued to.
+pub fn stored_token() -> String {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    format!("{millis:0width$x}{}", random_token(), width = TIME_DIGITS)
+}
+
+/// The key a [`stored_token`] is stored and looked up under: its time digits, then its
+/// [`token_hash`]. Anything else presented as one (a token issued before tokens had the
+/// digits, or a forgery) is keyed by its hash alone.
+pub fn stored_token_key(token: &str) -> String {
+    let digits = token.as_bytes().get(..TIME_DIGITS).unwrap_or_default();
+    let timed = token.len() == TIME_DIGITS + 43 && digits.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match timed {
+        true => format!("{}{}", &token[..TIME_DIGITS], token_hash(token)),
+        false => token_hash(token),
+    }
+}
+
 /// Hash of a high-entropy secret (code, refresh token, client secret). These have 256 bits
 /// of entropy, so a fast hash suffices; only passwords need argon2id.
 pub fn token_hash(token: &str) -> String {
@@ -65,6 +91,28 @@ mod tests {
         assert_ne!(token_hash(&a), token_hash(&b));
         assert!(constant_time_eq(&token_hash(&a), &token_hash(&a)));
         assert!(!constant_time_eq("abc", "abd"));
+    }
+
+    #[test]
+    fn stored_tokens_sort_by_time_and_keep_their_entropy() {
+        let (a, b) = (stored_token(), stored_token());
+        assert_eq!(a.len(), TIME_DIGITS + 43);
+        assert_ne!(a[TIME_DIGITS..], b[TIME_DIGITS..], "the random part differs");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = stored_token();
+        assert!(stored_token_key(&a)[..TIME_DIGITS] < stored_token_key(&later)[..TIME_DIGITS], "a later token's key sorts after");
+        assert_eq!(stored_token_key(&a), format!("{}{}", &a[..TIME_DIGITS], token_hash(&a)));
+        assert_ne!(stored_token_key(&a), stored_token_key(&b));
+    }
+
+    #[test]
+    fn tokens_without_time_digits_are_keyed_by_their_hash() {
+        let old = random_token();
+        assert_eq!(stored_token_key(&old), token_hash(&old));
+        // Not hex, wrong length, or multi-byte characters where the digits would be.
+        for odd in ["", "abc", &"Z".repeat(55), &format!("é{}", "a".repeat(53)), &format!("{}{}", "g".repeat(12), "a".repeat(43))] {
+            assert_eq!(stored_token_key(odd), token_hash(odd), "{odd}");
+        }
     }
 
     #[test]

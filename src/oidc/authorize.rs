@@ -12,7 +12,7 @@ use url::Url;
 
 use super::authorize_request::{self, AuthorizationRequest, Rejection, ResponseMode};
 use crate::clock::Timestamp;
-use crate::crypto::{random_token, token_hash};
+use crate::crypto::{random_token, stored_token, stored_token_key};
 use crate::error::{ErrorCode, PageError};
 use crate::login::session as login_session;
 use crate::login::{mfa, second_factor};
@@ -222,7 +222,7 @@ async fn second_factor_step(
 }
 
 async fn issue_code(app: &AppState, request: &AuthorizationRequest, auth: Authentication, now: Timestamp) -> Result<String, PageError> {
-    let code = random_token();
+    let code = stored_token();
     let client = app.store.client(&request.client_id).await?.ok_or_else(expired_page)?;
     let client_id = client.id.clone();
     if !app.store.touch_link(&auth.user_id, &client_id, &app.subject(&client, &auth.user_id), &request.scope, now).await? {
@@ -231,7 +231,7 @@ async fn issue_code(app: &AppState, request: &AuthorizationRequest, auth: Authen
     let stored = app
         .store
         .insert_code(&NewCode {
-            code_hash: token_hash(&code),
+            code_hash: stored_token_key(&code),
             client_id,
             redirect_uri: request.redirect_uri.clone(),
             scope: request.scope.clone(),

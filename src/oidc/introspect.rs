@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::client_auth;
 use super::token::form_params;
-use crate::crypto::token_hash;
+use crate::crypto::stored_token_key;
 use crate::error::{ErrorCode, OAuthError, no_store};
 use crate::state::AppState;
 
@@ -25,7 +25,7 @@ pub async fn post_introspect(State(app): State<AppState>, headers: HeaderMap, bo
     let now = app.now();
     let inactive = json!({"active": false});
 
-    let answer: Value = if let Some(refresh) = app.store.refresh_token(&token_hash(token)).await? {
+    let answer: Value = if let Some(refresh) = app.store.refresh_token(&stored_token_key(token)).await? {
         if refresh.grant.client_id == client.id && !refresh.grant.revoked && refresh.used_at.is_none() && refresh.expires_at > now {
             json!({
                 "active": true,

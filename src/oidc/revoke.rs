@@ -9,7 +9,7 @@ use super::client_auth;
 use super::token::form_params;
 use super::token::issue::AccessClaims;
 use crate::crypto::jwt::{self, Expectations};
-use crate::crypto::token_hash;
+use crate::crypto::stored_token_key;
 use crate::error::{OAuthError, no_store};
 use crate::model::GrantId;
 use crate::state::AppState;
@@ -22,7 +22,7 @@ pub async fn post_revoke(State(app): State<AppState>, headers: HeaderMap, body: 
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let now = app.now();
     // The hint only orders the lookups (§2.1); unknown hints are ignored.
-    if let Some(refresh) = app.store.refresh_token(&token_hash(token)).await? {
+    if let Some(refresh) = app.store.refresh_token(&stored_token_key(token)).await? {
         if refresh.grant.client_id == client.id {
             app.store.revoke_grant(&refresh.grant.id, now).await?;
         }

@@ -407,6 +407,41 @@ async fn a_replay_by_another_process_between_the_statements_leaves_no_grant() {
     assert!(app.state.store.grant(&first).await.unwrap().is_none(), "no grant was stored");
 }
 
+/// Refresh tokens issued before they started with their time digits (stored under their
+/// hash alone) still refresh, are revoked and introspected.
+#[tokio::test]
+async fn a_refresh_token_from_before_the_time_digits_still_works() {
+    let app = TestApp::start().await;
+    app.user(EMAIL).await;
+    let (client, secret) = app.client().await;
+    let (code, verifier) = app.code_for(&client, EMAIL, "openid email").await;
+    let issued = app.exchange(&client, &secret, &code, &verifier).await;
+    let current = str_of(&issued, "refresh_token");
+    assert_eq!(sluis::crypto::stored_token_key(current)[..12], current[..12], "a new token's key starts with its time digits");
+    // What an earlier version issued: a bare random token, stored under its hash.
+    let earlier = sluis::crypto::random_token();
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&app.state.config.database_url()).await.unwrap();
+    let moved = sqlx::query("UPDATE refresh_tokens SET token_hash = $1 WHERE token_hash = $2")
+        .bind(sluis::crypto::token_hash(&earlier))
+        .bind(sluis::crypto::stored_token_key(current))
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
+    let introspected = app.http().post(app.url("/introspect")).basic_auth(client.id.as_str(), Some(&secret)).form(&[("token", earlier.as_str())]).send().await.unwrap();
+    assert_eq!(introspected.json::<Value>().await.unwrap()["active"], true);
+    app.clock.advance(1);
+    let response = refresh(&app, &client, &secret, &earlier).await;
+    assert_eq!(response.status(), 200);
+    let rotated: Value = response.json().await.unwrap();
+    let next = str_of(&rotated, "refresh_token");
+    assert_eq!(next.len(), 55, "the rotated token has the current form: {next}");
+    let revoked = app.http().post(app.url("/revoke")).basic_auth(client.id.as_str(), Some(&secret)).form(&[("token", next)]).send().await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_error(refresh(&app, &client, &secret, next).await, 400, "invalid_grant").await;
+}
+
 #[tokio::test]
 async fn refresh_rotates_the_refresh_token() {
     let app = TestApp::start().await;

@@ -1,7 +1,7 @@
 //! RFC 6749 §4.1.3 with RFC 7636 §4.6: exchanging a code, once.
 
 use super::issue::{TokenResponse, UserGrant, user_tokens};
-use crate::crypto::{pkce, random_token, sortable_id, token_hash};
+use crate::crypto::{pkce, sortable_id, stored_token, stored_token_key};
 use crate::error::OAuthError;
 use crate::model::{Client, ClientId, GrantId, GrantType};
 use crate::state::AppState;
@@ -38,7 +38,7 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
     }
     let now = app.now();
     let grant_id = GrantId(sortable_id());
-    let refresh = client.allows_grant(GrantType::RefreshToken).then(random_token);
+    let refresh = client.allows_grant(GrantType::RefreshToken).then(stored_token);
 
     // The check runs where the code is consumed (on SQLite in the redemption thread), so
     // it owns what it compares; on a failed check it runs again below for the error, with
@@ -46,7 +46,7 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
     let decide = {
         let (client_id, redirect_uri, verifier) = (client.id.clone(), redirect_uri.to_string(), verifier.map(str::to_string));
         let grant_id = grant_id.clone();
-        let refresh = refresh.as_deref().map(token_hash);
+        let refresh = refresh.as_deref().map(stored_token_key);
         let refresh_expires_at = now + i64::from(app.config.refresh_token_ttl);
         move |stored: &NewCode| {
             check(stored, &client_id, &redirect_uri, verifier.as_deref(), now).ok()?;
@@ -60,7 +60,7 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
             })
         }
     };
-    let stored = match app.store.redeem_code(&token_hash(code), &grant_id, now, decide).await? {
+    let stored = match app.store.redeem_code(&stored_token_key(code), &grant_id, now, decide).await? {
         CodeRedemption::Redeemed(stored) => *stored,
         CodeRedemption::Reused => return Err(OAuthError::invalid_grant("the code was already used; tokens issued from it are revoked")),
         CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("the code is invalid")),

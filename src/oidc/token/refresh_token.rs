@@ -1,7 +1,7 @@
 //! RFC 6749 §6 with rotation and replay detection (RFC 9700 §4.14.2).
 
 use super::issue::{TokenResponse, UserGrant, user_tokens};
-use crate::crypto::{random_token, token_hash};
+use crate::crypto::{stored_token, stored_token_key};
 use crate::error::{ErrorCode, OAuthError};
 use crate::model::Client;
 use crate::privacy::ScopeSet;
@@ -12,7 +12,7 @@ use crate::web::params::Params;
 pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
     let token = params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let now = app.now();
-    let hash = token_hash(token);
+    let hash = stored_token_key(token);
     let stored = app.store.refresh_token(&hash).await?.ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid"))?;
     // Checked before rotating, so another client cannot burn this client's token.
     if stored.grant.client_id != client.id {
@@ -34,9 +34,9 @@ pub async fn exchange(app: &AppState, client: &Client, params: &Params) -> Resul
         None => granted,
     };
 
-    let new_token = random_token();
+    let new_token = stored_token();
     let new = NewRefresh {
-        token_hash: token_hash(&new_token),
+        token_hash: stored_token_key(&new_token),
         scope: stored.scope.clone(),
         expires_at: now + i64::from(app.config.refresh_token_ttl),
     };
