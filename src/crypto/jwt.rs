@@ -1,26 +1,38 @@
 //! JSON Web Tokens. Signing is done here with keys parsed once (RFC 7515 compact form);
 //! verification goes through `jsonwebtoken`.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
-use super::b64url;
 use super::keys::{KeyRing, SigningKey};
 use crate::model::SigningAlg;
 
-/// Signs `claims` as a compact JWS with the key's `alg` and `kid`.
+/// A JWS header (RFC 7515 §4.1), in the order serde_json's maps sort keys.
+#[derive(Serialize)]
+struct Header<'a> {
+    alg: &'a str,
+    kid: &'a str,
+    typ: &'a str,
+}
+
+/// Signs `claims` as a compact JWS with the key's `alg` and `kid`, encoding each part into
+/// the one string it ends in (tokens are issued on every exchange: issue 6).
 /// Serialising cannot fail here: header and claims are plain structs or JSON values with
 /// string keys, so the `expect`s only guard against a programming error.
 pub fn sign<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> String {
-    let header = json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
-    let mut out = b64url(&serde_json::to_vec(&header).expect("header serialises"));
+    let header = serde_json::to_vec(&Header { alg: key.alg.as_str(), kid: &key.kid, typ }).expect("header serialises");
+    let claims = serde_json::to_vec(claims).expect("claims serialise");
+    // Base64 makes four characters of every three bytes; an RSA-2048 signature is 256 bytes.
+    let mut out = String::with_capacity((header.len() + claims.len() + 256) * 4 / 3 + 8);
+    URL_SAFE_NO_PAD.encode_string(&header, &mut out);
     out.push('.');
-    out.push_str(&b64url(&serde_json::to_vec(claims).expect("claims serialise")));
+    URL_SAFE_NO_PAD.encode_string(&claims, &mut out);
     let signature = key.sign(out.as_bytes());
     out.push('.');
-    out.push_str(&b64url(&signature));
+    URL_SAFE_NO_PAD.encode_string(&signature, &mut out);
     out
 }
 
@@ -84,8 +96,10 @@ pub fn verify<C: DeserializeOwned>(ring: &KeyRing, token: &str, expect: &Expecta
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-    use crate::crypto::keys;
+    use crate::crypto::{b64url, keys};
 
     fn ring() -> KeyRing {
         KeyRing::new(

@@ -82,23 +82,38 @@ fn at_hash(alg: SigningAlg, access_token: &str) -> String {
     b64url(&bytes[..bytes.len() / 2])
 }
 
+/// Claims of our ID tokens (OpenID Connect Core §2), borrowed from what they are made of.
+#[derive(Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: Timestamp,
+    iat: Timestamp,
+    auth_time: Timestamp,
+    amr: &'a [String],
+    acr: &'a str,
+    sid: &'a str,
+    at_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+}
+
 pub fn id_token(app: &AppState, client: &Client, subject: &str, grant: &UserGrant<'_>, nonce: Option<&str>, access_token: &str) -> Result<String, OAuthError> {
     let now = app.now();
-    let mut claims = serde_json::json!({
-        "iss": app.issuer(),
-        "sub": subject,
-        "aud": client.id.as_str(),
-        "exp": now + i64::from(app.config.id_token_ttl),
-        "iat": now,
-        "auth_time": grant.auth.auth_time,
-        "amr": grant.auth.amr,
-        "acr": grant.auth.acr().as_str(),
-        "sid": grant.auth.sid,
-        "at_hash": at_hash(client.signing_alg, access_token),
-    });
-    if let Some(nonce) = nonce {
-        claims["nonce"] = serde_json::json!(nonce);
-    }
+    let claims = IdClaims {
+        iss: app.issuer(),
+        sub: subject,
+        aud: client.id.as_str(),
+        exp: now + i64::from(app.config.id_token_ttl),
+        iat: now,
+        auth_time: grant.auth.auth_time,
+        amr: &grant.auth.amr,
+        acr: grant.auth.acr().as_str(),
+        sid: &grant.auth.sid,
+        at_hash: at_hash(client.signing_alg, access_token),
+        nonce,
+    };
     let ring = app.keys.ring();
     let key = ring.current(client.signing_alg).ok_or_else(|| OAuthError::server_error(&"no signing key"))?;
     Ok(jwt::sign(key, "JWT", &claims))
