@@ -24,7 +24,8 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
-/// A random, URL-safe token with 256 bits of entropy (codes, refresh tokens, secrets).
+/// A random, URL-safe token with 256 bits of entropy (secrets; codes and refresh tokens are
+/// [`stored_token`]s, which start with their time digits).
 pub fn random_token() -> String {
     b64url(&random_bytes::<32>())
 }

@@ -1,6 +1,7 @@
 //! Persistence. The only module that speaks SQL. Every query is written once, in SQL that
 //! SQLite and PostgreSQL both accept (`$n` placeholders, TEXT and BIGINT columns); the
-//! exceptions are PostgreSQL's code redemption (`codes::redeem_pg`), the row lock in
+//! exceptions are the code redemption (PostgreSQL's `codes::redeem_pg`, SQLite's group
+//! statements in `redemption_batch`, with `?` placeholders), the row lock in
 //! `Store::user_still_exists`, and what only one of them needs (SQLite's pragmas,
 //! PostgreSQL's NOTIFY).
 

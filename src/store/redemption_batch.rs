@@ -12,19 +12,17 @@
 use std::sync::Arc;
 
 use sqlx::any::AnyConnectOptions;
-use sqlx::{AnyConnection, Connection, Executor};
+use sqlx::{AnyConnection, Connection, Executor, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use sqlx::Row;
-
 use super::codes::{NewCode, code_from_row};
-use super::grants::{NewGrant, bind_grant};
+use super::grants::{AnyQuery, NewGrant, bind_grant};
 use super::{Result, StoreError};
 use crate::clock::Timestamp;
 use crate::model::GrantId;
 
-/// At most this many redemptions in one statement (9 parameters each for the grants, far
-/// below SQLite's limit of 32,766).
+/// At most this many redemptions in one statement (15 values each for the grants and their
+/// refresh tokens, far below SQLite's limit of 32,766).
 const MAX_GROUP: usize = 64;
 
 /// What to store for a consumed code (`None`: its check failed); run by the group itself,
@@ -221,6 +219,12 @@ async fn consume_codes(conn: &mut AnyConnection, codes: &[(String, GrantId, Time
         .collect()
 }
 
+/// A refresh-token row of padding: token_hash, grant_id, client_id, scope, created_at,
+/// expires_at.
+fn no_refresh(query: AnyQuery<'_>) -> AnyQuery<'_> {
+    query.bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(0_i64).bind(0_i64)
+}
+
 /// Inserts each grant issued from its code (given by hash), only while that code still names
 /// it (a replay of the code in between unnames it: see `Store::redeem_code`), and its
 /// refresh token if it has one and was inserted: two statements sent together, one hop to
@@ -248,6 +252,7 @@ async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant, String)]) 
     }
     for _ in 0..padding {
         let nothing = MATCHES_NOTHING;
+        // id, client_id, user_id, scope, auth_time, amr, sid, created_at, the code's hash.
         query = query.bind(nothing).bind(nothing).bind(nothing).bind(nothing).bind(0_i64).bind(nothing).bind(nothing).bind(0_i64).bind(nothing);
     }
     // A grant without a refresh token gets a row of padding here.
@@ -260,11 +265,11 @@ async fn insert_grants(conn: &mut AnyConnection, grants: &[(NewGrant, String)]) 
                 .bind(&refresh.scope)
                 .bind(grant.created_at)
                 .bind(refresh.expires_at),
-            None => query.bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(0_i64).bind(0_i64),
+            None => no_refresh(query),
         };
     }
     for _ in 0..padding {
-        query = query.bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(MATCHES_NOTHING).bind(0_i64).bind(0_i64);
+        query = no_refresh(query);
     }
     let inserted: Vec<String> = query.fetch_all(&mut *conn).await?.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
     Ok(grants.iter().map(|(grant, _)| inserted.iter().any(|id| id == grant.id.as_str())).collect())
