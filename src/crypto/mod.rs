@@ -46,6 +46,9 @@ pub fn sortable_id() -> String {
 /// Hex digits of the time a [`stored_token`] was made (milliseconds since 1970; 48 bits).
 const TIME_DIGITS: usize = 12;
 
+/// Characters of a [`random_token`]: 32 bytes in base64url without padding.
+const RANDOM_TOKEN_CHARS: usize = 43;
+
 /// An authorization code or refresh token: [`TIME_DIGITS`] hex digits of the time it was made,
 /// then a [`random_token`] (256 random bits). It is stored under [`stored_token_key`], which
 /// starts with the same digits, so the index keyed by it grows at its end: a group of
@@ -62,7 +65,7 @@ pub fn stored_token() -> String {
 /// digits, or a forgery) is keyed by its hash alone.
 pub fn stored_token_key(token: &str) -> String {
     let digits = token.as_bytes().get(..TIME_DIGITS).unwrap_or_default();
-    let timed = token.len() == TIME_DIGITS + 43 && digits.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let timed = token.len() == TIME_DIGITS + RANDOM_TOKEN_CHARS && digits.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     match timed {
         true => format!("{}{}", &token[..TIME_DIGITS], token_hash(token)),
         false => token_hash(token),

@@ -168,7 +168,7 @@ impl Store {
         };
         let sqlite_writes: Option<Arc<tokio::sync::Mutex<()>>> = sqlite.then(Arc::default);
         let redemptions = match &sqlite_writes {
-            Some(turn) => Some(Arc::new(redemption_batch::RedemptionBatcher::start(options.clone(), Arc::clone(turn)).map_err(sqlx::Error::Io)?)),
+            Some(turn) => Some(Arc::new(redemption_batch::RedemptionBatcher::start(options, Arc::clone(turn)).map_err(sqlx::Error::Io)?)),
             None => None,
         };
         Ok(Self { pool, sqlite_writes, client_cache, client_listener, redemptions, known_lines: Arc::default() })
