@@ -5,6 +5,7 @@
 --   THREADS   wrk's -t (each thread takes every THREADS-th line, so none is sent twice)
 --   AUTH      optional Basic credentials (base64) for every request
 --   EXPECT    optional first digit of the expected status ("2", "3"): others are counted
+--             (for "2", by wrk itself: see below)
 --   DELAY_MS  optional pause before each request on a connection (to pace a flood)
 -- When the file runs out, the last line is sent again (so the server answers with an error)
 -- and counted: done() prints "exhausted N unexpected M" for bench/compare.
@@ -55,7 +56,11 @@ if delay_ms then
   end
 end
 
-if expect then
+-- A response() callback costs wrk about 4 µs per request (it builds a table of the headers),
+-- on the cores the server under test shares. A token request expecting 2xx gets none: wrk
+-- counts every status of 400 or more itself ("Non-2xx or 3xx responses"), and a token
+-- endpoint never redirects.
+if expect and expect ~= "2" then
   function response(status, headers, body)
     if tostring(status):sub(1, 1) ~= expect then
       unexpected = unexpected + 1
