@@ -37,14 +37,16 @@ pub enum EmailChangeApplied {
 
 impl Store {
     /// Stores `change`, replacing the user's older one, unless that one was made after
-    /// `not_after` (too recent): then nothing changes and this returns false.
+    /// `not_after` (too recent) or the account was erased meanwhile: then nothing changes
+    /// and this returns false.
     pub async fn put_email_change(&self, change: &NewEmailChange<'_>, not_after: Timestamp) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO email_changes (token_hash, user_id, new_email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO email_changes (token_hash, user_id, new_email, created_at, expires_at) SELECT $1, $2, $3, $4, $5 WHERE {}
              ON CONFLICT (user_id) DO UPDATE SET token_hash = excluded.token_hash, new_email = excluded.new_email,
                  created_at = excluded.created_at, expires_at = excluded.expires_at, used_at = NULL
              WHERE email_changes.created_at <= $6",
-        )
+            self.user_still_exists(2)
+        )))
         .bind(change.token_hash)
         .bind(change.user_id.as_str())
         .bind(change.new_email)

@@ -114,10 +114,12 @@ impl Store {
         }
         let seen = sqlx::query("SELECT 1 AS one FROM data_access_events WHERE id = $1").bind(&id).fetch_optional(&self.pool).await?;
         if seen.is_none() {
-            sqlx::query(
-                "INSERT INTO data_access_events (id, at, user_id, client_id, endpoint, claims) VALUES ($1, $2, $3, $4, $5, $6)
+            // Nothing for an account erased meanwhile: the line would outlive the erasure.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO data_access_events (id, at, user_id, client_id, endpoint, claims) SELECT $1, $2, $3, $4, $5, $6 WHERE {}
                  ON CONFLICT (id) DO NOTHING",
-            )
+                self.user_still_exists(3)
+            )))
             .bind(&id)
             .bind(event.at)
             .bind(event.user_id.as_str())

@@ -284,11 +284,14 @@ impl Store {
         Ok(())
     }
 
+    /// Records a change to an account; nothing when the account was erased meanwhile (an
+    /// event written after the erasure would outlive it, with its address and device).
     pub async fn insert_account_event(&self, e: &NewAccountEvent) -> Result<()> {
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO account_events (id, at, user_id, kind, detail, ip, ip_truncated, user_agent, device, os, browser)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE {}",
+            self.user_still_exists(3)
+        )))
         .bind(event_id())
         .bind(e.at)
         .bind(e.user_id.as_str())

@@ -51,13 +51,14 @@ impl Store {
     }
 
     /// Starts (or restarts) setting up an authenticator. Returns false, changing nothing, if
-    /// the user already has a confirmed one.
+    /// the user already has a confirmed one or the account was erased meanwhile.
     pub async fn put_pending_totp(&self, user: &UserId, secret_sealed: &str, now: Timestamp) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO totp_factors (user_id, secret_sealed, created_at, last_step) VALUES ($1, $2, $3, 0)
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO totp_factors (user_id, secret_sealed, created_at, last_step) SELECT $1, $2, $3, 0 WHERE {}
              ON CONFLICT (user_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, created_at = excluded.created_at, last_step = 0
              WHERE totp_factors.confirmed_at IS NULL",
-        )
+            self.user_still_exists(1)
+        )))
         .bind(user.as_str())
         .bind(secret_sealed)
         .bind(now)
@@ -106,7 +107,8 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the user's recovery codes (used or not) with a new set.
+    /// Replaces the user's recovery codes (used or not) with a new set; none are stored for
+    /// an account erased meanwhile.
     pub async fn replace_recovery_codes(&self, user: &UserId, hashes: &[String], now: Timestamp) -> Result<()> {
         let mut tx = self.begin().await?;
         // The authenticator's row first, as a lock (the order `delete_second_factors` and
@@ -114,8 +116,9 @@ impl Store {
         // and its DELETE then sees this one's codes, instead of leaving both sets valid.
         sqlx::query("UPDATE totp_factors SET last_step = last_step WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user.as_str()).execute(&mut *tx).await?;
+        let insert = format!("INSERT INTO recovery_codes (code_hash, user_id, created_at) SELECT $1, $2, $3 WHERE {}", self.user_still_exists(2));
         for hash in hashes {
-            sqlx::query("INSERT INTO recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)")
+            sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
                 .bind(hash)
                 .bind(user.as_str())
                 .bind(now)

@@ -63,18 +63,22 @@ impl Store {
             .collect()
     }
 
-    /// Links an identity to an existing account. [`StoreError::Conflict`] when the identity
-    /// is linked already (to this account or another).
-    pub async fn link_upstream_identity(&self, provider_id: &str, subject: &str, user: &UserId, now: Timestamp) -> Result<()> {
-        sqlx::query(INSERT_IDENTITY)
-            .bind(provider_id)
-            .bind(subject)
-            .bind(user.as_str())
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(on_conflict)?;
-        Ok(())
+    /// Links an identity to an existing account; `false` (nothing linked) when the account
+    /// was erased meanwhile. [`StoreError::Conflict`] when the identity is linked already (to
+    /// this account or another).
+    pub async fn link_upstream_identity(&self, provider_id: &str, subject: &str, user: &UserId, now: Timestamp) -> Result<bool> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO upstream_identities (provider_id, subject, user_id, created_at, last_used_at) SELECT $1, $2, $3, $4, $4 WHERE {}",
+            self.user_still_exists(3)
+        )))
+        .bind(provider_id)
+        .bind(subject)
+        .bind(user.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(on_conflict)?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The account an identity is linked to, if any (without noting a use).

@@ -422,6 +422,38 @@ async fn a_sign_in_in_flight_while_the_account_is_erased_leaves_nothing_behind()
     }
 }
 
+/// What a request already past its session check writes for the account (a second factor,
+/// recovery codes, an address change, a linked upstream identity, an account event, a
+/// data-access line) writes nothing once the account is erased: such a request finishing
+/// just after an erasure in another browser would leave rows naming the account.
+#[tokio::test]
+async fn writes_for_an_erased_account_leave_nothing_behind() {
+    use sluis::model::ClientId;
+    use sluis::store::{DataAccess, NewEmailChange};
+    let app = TestApp::start().await;
+    let db = database(&app).await;
+    let store = &app.state.store;
+    let email = "erased-writer@example.com";
+    let user = app.user(email).await;
+    let now = app.clock.now();
+    let erased = sluis::account::deletion::delete_account(store, &user, now).await.unwrap();
+    assert!(matches!(erased, sluis::store::ErasureOutcome::Erased { .. }));
+    assert_eq!(tables_mentioning(&db, &[user.id.as_str(), email]).await, vec![], "the erasure left rows");
+
+    assert!(!store.put_pending_totp(&user.id, "sealed-secret", now).await.unwrap(), "a pending authenticator was stored");
+    store.replace_recovery_codes(&user.id, &["recovery-hash-1".to_string(), "recovery-hash-2".to_string()], now).await.unwrap();
+    let change = NewEmailChange { token_hash: "change-hash", user_id: &user.id, new_email: "new-address@example.com", created_at: now, expires_at: now + 3600 };
+    assert!(!store.put_email_change(&change, now).await.unwrap(), "an address change was stored");
+    assert!(!store.link_upstream_identity("corp", "upstream-subject", &user.id, now).await.unwrap(), "an identity was linked");
+    let origin = Origin { ip: Some("203.0.113.9".into()), user_agent: Some("Firefox".into()) };
+    events::record_account_event(store, &user.id, AccountEvent::PasswordChanged, None, &origin, now).await.unwrap();
+    let line = DataAccess { at: now, user_id: user.id.clone(), client_id: ClientId("some-app".into()), endpoint: "userinfo".into(), claims: "email".into() };
+    store.record_data_access(&line).await.unwrap();
+
+    let needles = [user.id.as_str(), email, "new-address@example.com", "recovery-hash-1", "upstream-subject", "203.0.113.9"];
+    assert_eq!(tables_mentioning(&db, &needles).await, vec![], "rows written for the erased account");
+}
+
 /// What an authorization writes for the signed-in account (its link to the app, its
 /// consent, the code) is refused once the account is erased: an authorization that was on
 /// its way when the account was erased in another browser leaves nothing behind, and the

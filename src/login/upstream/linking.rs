@@ -135,7 +135,8 @@ impl Linked {
 
 async fn link_identity(app: &AppState, provider_id: &str, subject: &str, user: &UserId, origin: &Origin, now: Timestamp) -> Result<Linked, PageError> {
     match app.store.link_upstream_identity(provider_id, subject, user, now).await {
-        Ok(()) => {
+        Ok(false) => Err(crate::oidc::authorize::account_gone_page()),
+        Ok(true) => {
             events::record_account_event(&app.store, user, AccountEvent::UpstreamLinked, Some(provider_id), origin, now).await?;
             tracing::info!(provider = provider_id, outcome = "linked", "upstream identity linked");
             Ok(Linked::Done)
