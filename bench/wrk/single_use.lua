@@ -56,8 +56,8 @@ if delay_ms then
   end
 end
 
--- A response() callback costs wrk about 4 µs per request (it builds a table of the headers),
--- on the cores the server under test shares. A token request expecting 2xx gets none: wrk
+-- A response() callback costs wrk about 8 µs per request (it builds a table of the headers),
+-- on the cores the server under test shares (docs/performance.md, fifteenth session). A token request expecting 2xx gets none: wrk
 -- counts every status of 400 or more itself ("Non-2xx or 3xx responses"), and a token
 -- endpoint never redirects.
 if expect and expect ~= "2" then
