@@ -23,7 +23,6 @@ pub struct NewUpstreamUser<'a> {
     pub name: Option<&'a str>,
 }
 
-const INSERT_IDENTITY: &str = "INSERT INTO upstream_identities (provider_id, subject, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)";
 
 fn user_id(row: Option<sqlx::any::AnyRow>) -> Result<Option<UserId>> {
     Ok(match row {
@@ -33,6 +32,15 @@ fn user_id(row: Option<sqlx::any::AnyRow>) -> Result<Option<UserId>> {
 }
 
 impl Store {
+    /// Links identity `$1`, `$2` to account `$3` at `$4`, only while the account exists: an
+    /// erasure in between leaves no link behind.
+    fn insert_identity(&self) -> String {
+        format!(
+            "INSERT INTO upstream_identities (provider_id, subject, user_id, created_at, last_used_at) SELECT $1, $2, $3, $4, $4 WHERE {}",
+            self.user_still_exists(3)
+        )
+    }
+
     /// The account linked to `(provider, subject)`, noting the use.
     pub async fn use_upstream_identity(&self, provider_id: &str, subject: &str, now: Timestamp) -> Result<Option<UserId>> {
         let row = sqlx::query("UPDATE upstream_identities SET last_used_at = $3 WHERE provider_id = $1 AND subject = $2 RETURNING user_id")
@@ -67,17 +75,14 @@ impl Store {
     /// was erased meanwhile. [`StoreError::Conflict`] when the identity is linked already (to
     /// this account or another).
     pub async fn link_upstream_identity(&self, provider_id: &str, subject: &str, user: &UserId, now: Timestamp) -> Result<bool> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO upstream_identities (provider_id, subject, user_id, created_at, last_used_at) SELECT $1, $2, $3, $4, $4 WHERE {}",
-            self.user_still_exists(3)
-        )))
-        .bind(provider_id)
-        .bind(subject)
-        .bind(user.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(on_conflict)?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(self.insert_identity()))
+            .bind(provider_id)
+            .bind(subject)
+            .bind(user.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(on_conflict)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -131,7 +136,8 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(on_conflict)?;
-        sqlx::query(INSERT_IDENTITY)
+        // The account was inserted just before, in this transaction: it exists.
+        sqlx::query(sqlx::AssertSqlSafe(self.insert_identity()))
             .bind(new.provider_id)
             .bind(new.subject)
             .bind(id.as_str())
