@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::model::UserId;
-use crate::store::{Store, StoreError};
+use crate::store::{Settlement, Store, StoreError};
 
 /// The longest delay between two attempts before the lock.
 pub const MAX_DELAY: i64 = 60;
@@ -113,10 +113,11 @@ pub async fn check_and_note(store: &Store, policy: &Policy, subject: Subject<'_>
     if let Some(addr) = ip.and_then(super::ip::parse) {
         keys.push((ip_key(&addr), Kind::Ip, policy.ip_lock_after));
     }
+    let names: Vec<&str> = keys.iter().map(|(key, _, _)| key.as_str()).collect();
+    let states = store.throttle_note(&names, now, policy.window).await?;
     let mut notes = Vec::new();
     let mut refusal: Option<Check> = None;
-    for (key, kind, lock_after) in keys {
-        let state = store.throttle_note(&key, now, policy.window).await?;
+    for ((key, kind, lock_after), state) in keys.into_iter().zip(states) {
         if state.locked_until > now {
             refusal = Some(Check::Locked);
             continue;
@@ -148,12 +149,10 @@ pub async fn check_and_note(store: &Store, policy: &Policy, subject: Subject<'_>
     }
 }
 
-/// Takes back the attempt counted on each of `notes`, one counter per statement.
+/// Takes back the attempt counted on each of `notes`.
 async fn withdraw(store: &Store, notes: &[(String, Kind, i64)], now: Timestamp) -> Result<(), StoreError> {
-    for (key, _, _) in notes {
-        store.throttle_withdraw(key, now).await?;
-    }
-    Ok(())
+    let counters: Vec<(&str, Settlement)> = notes.iter().map(|(key, _, _)| (key.as_str(), Settlement::Withdraw)).collect();
+    store.throttle_settle(&counters, now).await
 }
 
 fn ip_key(addr: &IpAddr) -> String {
@@ -187,13 +186,12 @@ impl Ticket {
     /// only loses this attempt (another account's owner signing in from it proves nothing
     /// about the failures there).
     pub async fn succeeded(self, store: &Store, now: Timestamp) -> Result<(), StoreError> {
-        for (key, kind, _) in &self.notes {
-            match kind {
-                Kind::Account => store.throttle_forget(key, now).await?,
-                Kind::Ip => store.throttle_withdraw(key, now).await?,
-            }
-        }
-        Ok(())
+        let counters: Vec<(&str, Settlement)> = self
+            .notes
+            .iter()
+            .map(|(key, kind, _)| (key.as_str(), if *kind == Kind::Account { Settlement::Forget } else { Settlement::Withdraw }))
+            .collect();
+        store.throttle_settle(&counters, now).await
     }
 }
 

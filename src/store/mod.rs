@@ -50,7 +50,7 @@ pub use keys::StoredKey;
 pub use login_events::{AccountEventRow, Cursor, IpTable, LoginEvent, LoginEventFilter, NewAccountEvent, NewLoginEvent, StoredIp, StoredOrigin};
 pub use second_factors::TotpFactor;
 pub use sessions::SessionStore;
-pub use throttle::ThrottleState;
+pub use throttle::{Settlement, ThrottleState};
 pub use upstream_identities::{NewUpstreamUser, UpstreamIdentity};
 pub use user_sessions::{SessionMark, UserSession};
 pub use users::{Credentials, NewUser, normalise_email};

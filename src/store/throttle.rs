@@ -1,13 +1,29 @@
 //! Failed sign-in counters, shared by every node. The rules are in `login::throttle`; here
 //! each change is one statement, so concurrent attempts on several nodes count correctly.
-//! Each statement changes one counter: an attempt changes two (the account's and the
-//! address's), and on PostgreSQL two statements that each locked both, in different orders,
-//! deadlocked under simultaneous sign-ins to one account from one address.
+//! An attempt changes two counters (the account's and the address's). A statement that
+//! changes both takes their rows in key order: on PostgreSQL two statements that each locked
+//! both, in different orders, deadlocked under simultaneous sign-ins to one account from one
+//! address.
 
 use sqlx::Row;
 
 use super::{Result, Store};
 use crate::clock::Timestamp;
+
+/// How an attempt counted in advance ends on one counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    Forget,
+    Withdraw,
+}
+
+/// `keys` sorted bytewise, which is the order of PostgreSQL's `COLLATE "C"`.
+fn in_key_order<'a>(keys: &[&'a str]) -> Vec<&'a str> {
+    let mut ordered = keys.to_vec();
+    ordered.sort_unstable();
+    ordered.dedup();
+    ordered
+}
 
 /// A counter as one attempt left it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,14 +35,18 @@ pub struct ThrottleState {
 }
 
 impl Store {
-    /// Counts an attempt on `key` in advance (it is a failure until the caller says
+    /// Counts an attempt on each of `keys` in advance (it is a failure until the caller says
     /// otherwise), in one atomic upsert, so parallel attempts each get their own number.
-    /// While the key is delayed or locked the attempt is not counted. A window older than
-    /// `window` seconds starts over.
-    pub async fn throttle_note(&self, key: &str, now: Timestamp, window: i64) -> Result<ThrottleState> {
-        let row = sqlx::query(
+    /// While a key is delayed or locked the attempt is not counted there. A window older than
+    /// `window` seconds starts over. The states come back in the order of `keys`.
+    pub async fn throttle_note(&self, keys: &[&str], now: Timestamp, window: i64) -> Result<Vec<ThrottleState>> {
+        // The rows are taken in key order, as in `throttle_settle`: two statements that each
+        // hold one counter while waiting for the other would deadlock on PostgreSQL.
+        let ordered = in_key_order(keys);
+        let values: Vec<String> = (0..ordered.len()).map(|i| format!("(${}, 1, $1, 0, 0, $1)", i + 3)).collect();
+        let sql = format!(
             "INSERT INTO login_throttle (key, failures, window_start, delay_until, locked_until, updated_at)
-             VALUES ($3, 1, $1, 0, 0, $1)
+             VALUES {}
              ON CONFLICT (key) DO UPDATE SET
                failures = CASE
                  WHEN login_throttle.locked_until > $1 OR login_throttle.delay_until > $1 THEN login_throttle.failures
@@ -37,14 +57,20 @@ impl Store {
                  WHEN login_throttle.window_start <= $1 - $2 THEN $1
                  ELSE login_throttle.window_start END,
                updated_at = $1
-             RETURNING failures, delay_until, locked_until",
-        )
-        .bind(now)
-        .bind(window)
-        .bind(key)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ThrottleState { failures: row.try_get("failures")?, delay_until: row.try_get("delay_until")?, locked_until: row.try_get("locked_until")? })
+             RETURNING key, failures, delay_until, locked_until",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(window);
+        for key in &ordered {
+            query = query.bind(*key);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut states = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = rows.iter().find(|row| row.try_get::<String, _>("key").is_ok_and(|k| k == *key)).ok_or(sqlx::Error::RowNotFound)?;
+            states.push(ThrottleState { failures: row.try_get("failures")?, delay_until: row.try_get("delay_until")?, locked_until: row.try_get("locked_until")? });
+        }
+        Ok(states)
     }
 
     /// After a failure: no attempt is taken on `key` before `until` (an earlier, longer
@@ -72,24 +98,44 @@ impl Store {
         Ok(())
     }
 
-    /// Settles an attempt counted in advance that turned out right: the account's owner
-    /// signed in, so `key`'s failures are forgotten (not while it is locked).
-    pub async fn throttle_forget(&self, key: &str, now: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE login_throttle SET failures = 0, delay_until = 0, updated_at = $2 WHERE key = $1 AND locked_until <= $2")
-            .bind(key)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Takes back one attempt counted in advance on `key` (it was right, or never checked).
-    pub async fn throttle_withdraw(&self, key: &str, now: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE login_throttle SET failures = failures - 1, updated_at = $2 WHERE key = $1 AND failures > 0")
-            .bind(key)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+    /// Settles an attempt counted in advance on each counter, in one statement:
+    /// - [`Settlement::Forget`]: the account's owner signed in, so the failures are forgotten
+    ///   (not while the counter is locked);
+    /// - [`Settlement::Withdraw`]: the attempt is taken back (it was right, or never checked).
+    pub async fn throttle_settle(&self, counters: &[(&str, Settlement)], now: Timestamp) -> Result<()> {
+        if counters.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = counters.iter().map(|(key, _)| *key).collect();
+        let ordered = in_key_order(&keys);
+        let params = |which: &dyn Fn(Settlement) -> bool| -> String {
+            let chosen: Vec<String> = ordered
+                .iter()
+                .enumerate()
+                .filter(|(_, key)| counters.iter().any(|(k, s)| k == *key && which(*s)))
+                .map(|(i, _)| format!("${}", i + 2))
+                .collect();
+            if chosen.is_empty() { "NULL".to_string() } else { chosen.join(", ") }
+        };
+        let forget = params(&|s| s == Settlement::Forget);
+        let all = params(&|_| true);
+        // On PostgreSQL the counters are locked in key order first (see `throttle_note`);
+        // SQLite runs one writer at a time.
+        let lock = if self.sqlite_writes.is_some() { "" } else { r#" ORDER BY key COLLATE "C" FOR UPDATE"# };
+        let sql = format!(
+            "WITH settled AS MATERIALIZED (SELECT key FROM login_throttle WHERE key IN ({all}){lock})
+             UPDATE login_throttle SET
+               failures = CASE WHEN key IN ({forget}) THEN 0 ELSE failures - 1 END,
+               delay_until = CASE WHEN key IN ({forget}) THEN 0 ELSE delay_until END,
+               updated_at = $1
+             WHERE key IN (SELECT key FROM settled)
+               AND CASE WHEN key IN ({forget}) THEN locked_until <= $1 ELSE failures > 0 END"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for key in &ordered {
+            query = query.bind(*key);
+        }
+        query.execute(&self.pool).await?;
         Ok(())
     }
 
