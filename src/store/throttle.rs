@@ -108,17 +108,17 @@ impl Store {
         }
         let keys: Vec<&str> = counters.iter().map(|(key, _)| *key).collect();
         let ordered = in_key_order(&keys);
-        let params = |which: &dyn Fn(Settlement) -> bool| -> String {
-            let chosen: Vec<String> = ordered
-                .iter()
-                .enumerate()
-                .filter(|(_, key)| counters.iter().any(|(k, s)| k == *key && which(*s)))
-                .map(|(i, _)| format!("${}", i + 2))
-                .collect();
-            if chosen.is_empty() { "NULL".to_string() } else { chosen.join(", ") }
-        };
-        let forget = params(&|s| s == Settlement::Forget);
-        let all = params(&|_| true);
+        // `$2…` are the keys in order; `forget` lists the placeholders of those to forget.
+        let (mut all, mut forget) = (Vec::new(), Vec::new());
+        for (i, key) in ordered.iter().enumerate() {
+            let placeholder = format!("${}", i + 2);
+            if counters.iter().any(|(k, settlement)| k == key && *settlement == Settlement::Forget) {
+                forget.push(placeholder.clone());
+            }
+            all.push(placeholder);
+        }
+        let list = |placeholders: &[String]| if placeholders.is_empty() { "NULL".to_string() } else { placeholders.join(", ") };
+        let (all, forget) = (list(&all), list(&forget));
         // On PostgreSQL the counters are locked in key order first (see `throttle_note`);
         // SQLite runs one writer at a time.
         let lock = if self.sqlite_writes.is_some() { "" } else { r#" ORDER BY key COLLATE "C" FOR UPDATE"# };
