@@ -1,6 +1,7 @@
 //! Login throttling through the sign-in page: growing delays, the lock (even for the right
 //! password, in the same words as a wrong one), its end, attempts spread over many
-//! addresses, the per-address limit, and unknown email addresses answered alike. The clock
+//! addresses, the per-address limit, and unknown email addresses answered alike; and the
+//! counters' statements themselves under simultaneous attempts and at settlement. The clock
 //! is moved instead of sleeping.
 
 use reqwest::redirect::Policy;
@@ -224,4 +225,34 @@ async fn simultaneous_attempts_on_one_account_from_one_address_all_count() {
         Check::Allowed(ticket) => ticket.passed(&app.state.store, now).await.unwrap(),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn one_settlement_forgets_the_account_withdraws_from_the_address_and_leaves_locks_alone() {
+    use sluis::store::Settlement::{Forget, Withdraw};
+    let app = app_with(|_| {}).await;
+    let (store, now) = (&app.state.store, app.state.now());
+    let (account, address) = ("user:settle-test", "ip:127.0.0.9");
+    let failures = |states: Vec<sluis::store::ThrottleState>| states.iter().map(|s| s.failures).collect::<Vec<_>>();
+
+    // Three attempts counted on both counters, then a sign-in that succeeded: the account's
+    // failures are forgotten, the address only loses that one attempt.
+    for expected in 1..=3 {
+        assert_eq!(failures(store.throttle_note(&[account, address], now, 900).await.unwrap()), [expected, expected]);
+    }
+    store.throttle_settle(&[(account, Forget), (address, Withdraw)], now).await.unwrap();
+    assert_eq!(failures(store.throttle_note(&[account, address], now, 900).await.unwrap()), [1, 3], "states come back in the order asked");
+
+    // A withdrawal never counts below zero.
+    let fresh = "ip:127.0.0.10";
+    store.throttle_note(&[fresh], now, 900).await.unwrap();
+    store.throttle_settle(&[(fresh, Withdraw)], now).await.unwrap();
+    store.throttle_settle(&[(fresh, Withdraw)], now).await.unwrap();
+    assert_eq!(failures(store.throttle_note(&[fresh], now, 900).await.unwrap()), [1]);
+
+    // A lock set meanwhile (by another attempt's failure) outlives a success's settlement.
+    store.throttle_lock(account, now + 60, now).await.unwrap();
+    store.throttle_settle(&[(account, Forget)], now).await.unwrap();
+    let state = store.throttle_note(&[account], now, 900).await.unwrap()[0];
+    assert_eq!(state.locked_until, now + 60);
 }
