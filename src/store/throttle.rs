@@ -7,7 +7,7 @@
 
 use sqlx::Row;
 
-use super::{Result, Store};
+use super::{Result, Store, placeholders};
 use crate::clock::Timestamp;
 
 /// How an attempt counted in advance ends on one counter.
@@ -106,34 +106,26 @@ impl Store {
         if counters.is_empty() {
             return Ok(());
         }
-        let keys: Vec<&str> = counters.iter().map(|(key, _)| *key).collect();
-        let ordered = in_key_order(&keys);
-        // `$2…` are the keys in order; `forget` lists the placeholders of those to forget.
-        let (mut all, mut forget) = (Vec::new(), Vec::new());
-        for (i, key) in ordered.iter().enumerate() {
-            let placeholder = format!("${}", i + 2);
-            if counters.iter().any(|(k, settlement)| k == key && *settlement == Settlement::Forget) {
-                forget.push(placeholder.clone());
-            }
-            all.push(placeholder);
-        }
-        let list = |placeholders: &[String]| if placeholders.is_empty() { "NULL".to_string() } else { placeholders.join(", ") };
-        let (all, forget) = (list(&all), list(&forget));
+        // `$2…`: the keys to forget, then those to withdraw from. The order of the binds does
+        // not matter: the rows are locked in the order of `settled`.
+        let (forget, withdraw): (Vec<_>, Vec<_>) = counters.iter().partition(|(_, settlement)| *settlement == Settlement::Forget);
+        let all = placeholders(2, counters.len());
+        let forget_list = if forget.is_empty() { "NULL".to_string() } else { placeholders(2, forget.len()) };
         // On PostgreSQL the counters are locked in key order first (see `throttle_note`);
         // SQLite runs one writer at a time.
         let lock = if self.sqlite_writes.is_some() { "" } else { r#" ORDER BY key COLLATE "C" FOR UPDATE"# };
         let sql = format!(
             "WITH settled AS MATERIALIZED (SELECT key FROM login_throttle WHERE key IN ({all}){lock})
              UPDATE login_throttle SET
-               failures = CASE WHEN key IN ({forget}) THEN 0 ELSE failures - 1 END,
-               delay_until = CASE WHEN key IN ({forget}) THEN 0 ELSE delay_until END,
+               failures = CASE WHEN key IN ({forget_list}) THEN 0 ELSE failures - 1 END,
+               delay_until = CASE WHEN key IN ({forget_list}) THEN 0 ELSE delay_until END,
                updated_at = $1
              WHERE key IN (SELECT key FROM settled)
-               AND CASE WHEN key IN ({forget}) THEN locked_until <= $1 ELSE failures > 0 END"
+               AND CASE WHEN key IN ({forget_list}) THEN locked_until <= $1 ELSE failures > 0 END"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-        for key in &ordered {
-            query = query.bind(*key);
+        for (key, _) in forget.into_iter().chain(withdraw) {
+            query = query.bind(key);
         }
         query.execute(&self.pool).await?;
         Ok(())
