@@ -154,7 +154,7 @@ pub async fn finish(app: &AppState, session: &Session, origin: &Origin, auth: Au
     {
         return Ok(see_other(&path));
     }
-    Ok(see_other(&destination(app, &then).await?))
+    Ok(see_other(&destination(&then)))
 }
 
 /// The session holds the sign-in; a sign-in (not a step-up) completes a pending upstream
@@ -162,23 +162,21 @@ pub async fn finish(app: &AppState, session: &Session, origin: &Origin, auth: Au
 async fn signed_in(app: &AppState, session: &Session, origin: &Origin, auth: &Authentication, then: &Then) -> Result<(), PageError> {
     clear_pending(session).await?;
     session::sign_in(session, auth).await?;
-    if matches!(then, Then::SignIn { .. }) {
+    if let Then::SignIn { request_id } = then {
+        if !request_id.is_empty() {
+            session::signed_in_for(session, request_id).await?;
+        }
         super::upstream::linking::complete(app, session, origin, auth).await?;
     }
     Ok(())
 }
 
-async fn destination(app: &AppState, then: &Then) -> Result<String, PageError> {
-    Ok(match then {
+fn destination(then: &Then) -> String {
+    match then {
         Then::SignIn { request_id } if request_id.is_empty() => "/account".to_string(),
-        Then::SignIn { request_id } => {
-            // The pending request notes that the user signed in for it (see `login_done`).
-            app.store.mark_login_done(request_id).await?;
-            resume_url(request_id)
-        }
-        Then::StepUp { request_id } => resume_url(request_id),
+        Then::SignIn { request_id } | Then::StepUp { request_id } => resume_url(request_id),
         Then::Return { path } => path.clone(),
-    })
+    }
 }
 
 pub async fn get_second_factor(State(app): State<AppState>, session: Session) -> Response {
@@ -300,7 +298,7 @@ async fn verify(app: &AppState, session: &Session, origin: &Origin, body: &[u8])
         let detail = remaining.to_string();
         events::record_account_event(&app.store, &auth.user_id, events::AccountEvent::RecoveryCodeUsed, Some(&detail), origin, now).await?;
         signed_in(app, session, origin, &auth, &then).await?;
-        let next = destination(app, &then).await?;
+        let next = destination(&then);
         return Ok(render(&RecoveryUsedPage { remaining, next: &next }));
     }
     finish(app, session, origin, auth, then).await

@@ -24,6 +24,22 @@ pub async fn sign_in(session: &Session, auth: &Authentication) -> Result<(), Pag
     session.insert(AUTH, auth).await.map_err(|e| PageError::internal(&e))
 }
 
+const SIGNED_IN_FOR: &str = "signed_in_for";
+
+/// Notes that this sign-in was made on the login page for the pending authorization request
+/// `request_id`, which is what prompt=login and max_age=0 ask for (a same-second timestamp
+/// cannot tell). Kept in the browser session, which a sign-in writes anyway: the request is
+/// only ever resumed in the browser that made it.
+pub async fn signed_in_for(session: &Session, request_id: &str) -> Result<(), PageError> {
+    session.insert(SIGNED_IN_FOR, request_id).await.map_err(|e| PageError::internal(&e))
+}
+
+/// Whether the last sign-in in this session was made for the pending request `request_id`.
+pub async fn was_signed_in_for(session: &Session, request_id: &str) -> Result<bool, PageError> {
+    let noted = session.get::<String>(SIGNED_IN_FOR).await.map_err(|e| PageError::internal(&e))?;
+    Ok(noted.as_deref() == Some(request_id))
+}
+
 const RETURN_TO: &str = "return_to";
 
 /// After the next sign-in in this session that is not for an app, go to `path` (a local

@@ -92,8 +92,7 @@ pub fn account_gone_page() -> PageError {
 pub async fn load_pending(app: &AppState, id: &str) -> Result<Option<(AuthorizationRequest, Timestamp)>, PageError> {
     let Some(stored) = app.store.auth_request(id, app.now()).await? else { return Ok(None) };
     let request: AuthorizationRequest = serde_json::from_str(&stored.payload).map_err(|e| PageError::internal(&e))?;
-    let login_done = request.login_done || stored.login_done;
-    Ok(Some((AuthorizationRequest { login_done, ..request }, stored.created_at)))
+    Ok(Some((request, stored.created_at)))
 }
 
 /// What the authorization endpoint does next for a request.
@@ -146,6 +145,10 @@ pub fn next_step(
 async fn proceed(app: &AppState, session: &Session, id: &str, request: AuthorizationRequest, requested_at: Timestamp) -> Response {
     let auth = match login_session::current(session).await {
         Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let request = match login_session::was_signed_in_for(session, id).await {
+        Ok(login_done) => AuthorizationRequest { login_done, ..request },
         Err(e) => return e.into_response(),
     };
     let client_id = ClientId(request.client_id.clone());

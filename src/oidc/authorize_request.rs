@@ -45,8 +45,9 @@ pub struct AuthorizationRequest {
     #[serde(default)]
     pub consent_given: bool,
     /// Set when the user signed in on the login page for this very request, which is what
-    /// prompt=login and max_age=0 ask for (a same-second timestamp cannot tell).
-    #[serde(default)]
+    /// prompt=login and max_age=0 ask for (a same-second timestamp cannot tell). Not stored:
+    /// it comes from the browser session (`login::session::was_signed_in_for`).
+    #[serde(skip)]
     pub login_done: bool,
 }
 

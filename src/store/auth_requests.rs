@@ -6,8 +6,6 @@ use crate::clock::Timestamp;
 pub struct StoredAuthRequest {
     pub payload: String,
     pub created_at: Timestamp,
-    /// The user signed in on the login page for this request ([`Store::mark_login_done`]).
-    pub login_done: bool,
 }
 
 impl Store {
@@ -23,7 +21,7 @@ impl Store {
     }
 
     pub async fn auth_request(&self, id: &str, now: Timestamp) -> Result<Option<StoredAuthRequest>> {
-        let row = sqlx::query("SELECT payload, created_at, login_done FROM authorization_requests WHERE id = $1 AND expires_at > $2")
+        let row = sqlx::query("SELECT payload, created_at FROM authorization_requests WHERE id = $1 AND expires_at > $2")
             .bind(id)
             .bind(now)
             .fetch_optional(&self.pool)
@@ -32,7 +30,6 @@ impl Store {
             Some(row) => Ok(Some(StoredAuthRequest {
                 payload: row.try_get("payload")?,
                 created_at: row.try_get("created_at")?,
-                login_done: row.try_get::<i64, _>("login_done")? != 0,
             })),
             None => Ok(None),
         }
@@ -44,13 +41,6 @@ impl Store {
             .bind(payload)
             .execute(&self.pool)
             .await?;
-        Ok(())
-    }
-
-    /// Notes that the user signed in for this request: one statement, which no concurrent
-    /// change of the payload (consent) can undo.
-    pub async fn mark_login_done(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE authorization_requests SET login_done = 1 WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())
     }
 

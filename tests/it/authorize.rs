@@ -376,6 +376,31 @@ async fn prompt_login_forces_the_login_page_for_a_signed_in_user() {
 }
 
 #[tokio::test]
+async fn a_sign_in_for_one_prompt_login_request_counts_for_that_request_only() {
+    let app = TestApp::start().await;
+    app.user("ada@example.com").await;
+    let (client, secret) = app.client().await;
+    let browser = signed_in(&app, &client, "openid email").await;
+    let (verifier, challenge) = pkce();
+    // The clock stands still throughout: only what the sign-in was for can tell.
+    let first = url_of(&app, &with(good(client.id.as_str(), &challenge), "prompt", Some("login")));
+    let response = browser.get(&first).await;
+    assert!(is_login_redirect(&response), "prompt=login did not ask to sign in: {:?} {:?}", response.status(), location(&response));
+    let page = browser.get(&location(&response).unwrap()).await.text().await.unwrap();
+    let after = browser.submit(&page, &[("email", "ada@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(after.status(), 303);
+    let resumed = browser.get(&location(&after).unwrap()).await;
+    let code = query_param(&client_redirect(&app, &resumed), "code").expect("a code for the request signed in for, in the same second");
+    assert!(app.exchange(&client, &secret, &code, &verifier).await["id_token"].is_string());
+
+    // A second prompt=login request, still in that second, asks again.
+    let (_, challenge) = pkce();
+    let second = url_of(&app, &with(good(client.id.as_str(), &challenge), "prompt", Some("login")));
+    let response = browser.get(&second).await;
+    assert!(is_login_redirect(&response), "a sign-in for another request counted: {:?} {:?}", response.status(), location(&response));
+}
+
+#[tokio::test]
 async fn max_age_zero_forces_a_new_login() {
     let app = TestApp::start().await;
     app.user("ada@example.com").await;
