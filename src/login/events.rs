@@ -151,21 +151,25 @@ pub struct Attempt<'a> {
 
 /// `false`: the account the attempt names was erased meanwhile, and nothing was recorded.
 pub async fn record_attempt(store: &Store, attempt: &Attempt<'_>, origin: &Origin, now: Timestamp) -> Result<bool, StoreError> {
+    store.insert_login_event(&login_event(attempt, origin, now)).await
+}
+
+/// The attempt as the login history stores it (to record with a throttle's settlement,
+/// see `throttle::Ticket::succeeded`).
+pub fn login_event(attempt: &Attempt<'_>, origin: &Origin, now: Timestamp) -> NewLoginEvent {
     let (result, reason) = match attempt.outcome {
         Outcome::Success => ("success", None),
         Outcome::Failure(f) => ("failure", Some(f.as_str().to_string())),
     };
-    store
-        .insert_login_event(&NewLoginEvent {
-            at: now,
-            user_id: attempt.user.cloned(),
-            client_id: attempt.client.cloned(),
-            method: attempt.method.stored(),
-            result: result.to_string(),
-            reason,
-            origin: origin.stored(),
-        })
-        .await
+    NewLoginEvent {
+        at: now,
+        user_id: attempt.user.cloned(),
+        client_id: attempt.client.cloned(),
+        method: attempt.method.stored(),
+        result: result.to_string(),
+        reason,
+        origin: origin.stored(),
+    }
 }
 
 /// A change to an account, as the user's history lists it.

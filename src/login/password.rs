@@ -78,8 +78,9 @@ async fn check_password(app: &AppState, origin: &Origin, client: Option<&ClientI
         None => (None, None, false),
     };
     let user_id = user.as_ref().map(|u| u.id.clone());
+    let attempt = |outcome| Attempt { user: user_id.as_ref(), client, method: Method::Password, outcome };
     let record = |outcome| {
-        let attempt = Attempt { user: user_id.as_ref(), client, method: Method::Password, outcome };
+        let attempt = attempt(outcome);
         async move { events::record_attempt(&app.store, &attempt, origin, now).await }
     };
     let subject = match &user_id {
@@ -103,12 +104,13 @@ async fn check_password(app: &AppState, origin: &Origin, client: Option<&ClientI
         Some(user) => {
             // With a second factor still to come, earlier failures keep counting: a right
             // password must not reset the count that also limits code guessing.
-            if has_second_factor {
-                ticket.passed(&app.store, now).await?;
+            let success = events::login_event(&attempt(Outcome::Success), origin, now);
+            let recorded = if has_second_factor {
+                ticket.passed(&app.store, now, &success).await?
             } else {
-                ticket.succeeded(&app.store, now).await?;
-            }
-            if !record(Outcome::Success).await? {
+                ticket.succeeded(&app.store, now, &success).await?
+            };
+            if !recorded {
                 // Erased (in another browser) while its password was being checked.
                 return Ok(Err(WRONG_CREDENTIALS.to_string()));
             }

@@ -248,8 +248,9 @@ async fn verify(app: &AppState, session: &Session, origin: &Origin, body: &[u8])
         Presented::Recovery(_) => events::Method::RecoveryCode,
     };
     let client = client_of(app, &pending.then).await?;
+    let attempt = |outcome| Attempt { user: Some(&pending.user_id), client: client.as_ref(), method: method.clone(), outcome };
     let record = |outcome| {
-        let attempt = Attempt { user: Some(&pending.user_id), client: client.as_ref(), method: method.clone(), outcome };
+        let attempt = attempt(outcome);
         async move { events::record_attempt(&app.store, &attempt, origin, now).await }
     };
     // The login throttle counts codes like passwords, per account and address, and a lock
@@ -281,8 +282,7 @@ async fn verify(app: &AppState, session: &Session, origin: &Origin, body: &[u8])
         tracing::info!(outcome = "failed", method = method.as_str(), "second factor refused");
         return failed(app, session, &mut pending).await;
     }
-    ticket.succeeded(&app.store, now).await?;
-    record(Outcome::Success).await?;
+    ticket.succeeded(&app.store, now, &events::login_event(&attempt(Outcome::Success), origin, now)).await?;
     tracing::info!(outcome = "ok", method = method.as_str(), "second factor");
     let auth = Authentication {
         user_id: pending.user_id.clone(),

@@ -103,8 +103,9 @@ async fn reauthenticate(app: &AppState, session: &Session, origin: &Origin, body
     }
     // Under the login throttle and in the login history, like the sign-in page.
     let now = app.now();
+    let attempt = |outcome| Attempt { user: Some(&auth.user_id), client: None, method: Method::Password, outcome };
     let record = |outcome| {
-        let attempt = Attempt { user: Some(&auth.user_id), client: None, method: Method::Password, outcome };
+        let attempt = attempt(outcome);
         async move { events::record_attempt(&app.store, &attempt, origin, now).await }
     };
     let ticket = match throttle::check_and_note(&app.store, &Policy::from_config(&app.config), Subject::User(&auth.user_id), origin.ip.as_deref(), now).await? {
@@ -127,12 +128,12 @@ async fn reauthenticate(app: &AppState, session: &Session, origin: &Origin, body
         return page(app, session, next, Some("The password is incorrect.")).await;
     }
     let has_factor = app.store.has_second_factor(&auth.user_id).await?;
+    let success = events::login_event(&attempt(Outcome::Success), origin, now);
     if has_factor {
-        ticket.passed(&app.store, now).await?;
+        ticket.passed(&app.store, now, &success).await?;
     } else {
-        ticket.succeeded(&app.store, now).await?;
+        ticket.succeeded(&app.store, now, &success).await?;
     }
-    record(Outcome::Success).await?;
     if has_factor {
         return second_factor::start_reauth(app, session, &auth, vec!["pwd".into()], next).await;
     }

@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! match throttle::check_and_note(&store, &policy, subject, ip, now).await? {
-//!     Check::Allowed(ticket) => { verify; then ticket.failed(..) / .passed(..) / .succeeded(..) }
+//!     Check::Allowed(ticket) => { verify; then ticket.failed(..) and record the failure,
+//!                                 or .passed(.., success) / .succeeded(.., success) }
 //!     Check::Delayed { .. } | Check::Locked => refuse, record the attempt as throttled / locked
 //! }
 //! ```
@@ -22,7 +23,7 @@ use std::net::IpAddr;
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::model::UserId;
-use crate::store::{Settlement, Store, StoreError};
+use crate::store::{NewLoginEvent, Settlement, Store, StoreError};
 
 /// The longest delay between two attempts before the lock.
 pub const MAX_DELAY: i64 = 60;
@@ -177,21 +178,24 @@ impl Ticket {
     }
 
     /// The secret was right but the sign-in is not complete (a second factor follows): the
-    /// attempt is taken back, earlier failures still count.
-    pub async fn passed(self, store: &Store, now: Timestamp) -> Result<(), StoreError> {
-        withdraw(store, &self.notes, now).await
+    /// attempt is taken back, earlier failures still count; and `success` goes into the
+    /// login history. `false`: the account was erased meanwhile, nothing was recorded.
+    pub async fn passed(self, store: &Store, now: Timestamp, success: &NewLoginEvent) -> Result<bool, StoreError> {
+        let counters: Vec<(&str, Settlement)> = self.notes.iter().map(|(key, _, _)| (key.as_str(), Settlement::Withdraw)).collect();
+        store.throttle_settle_recording(&counters, now, success).await
     }
 
     /// The sign-in is complete: the account's failures are forgotten; the address's count
     /// only loses this attempt (another account's owner signing in from it proves nothing
-    /// about the failures there).
-    pub async fn succeeded(self, store: &Store, now: Timestamp) -> Result<(), StoreError> {
+    /// about the failures there); and `success` goes into the login history. `false`: the
+    /// account was erased meanwhile, nothing was recorded.
+    pub async fn succeeded(self, store: &Store, now: Timestamp, success: &NewLoginEvent) -> Result<bool, StoreError> {
         let counters: Vec<(&str, Settlement)> = self
             .notes
             .iter()
             .map(|(key, kind, _)| (key.as_str(), if *kind == Kind::Account { Settlement::Forget } else { Settlement::Withdraw }))
             .collect();
-        store.throttle_settle(&counters, now).await
+        store.throttle_settle_recording(&counters, now, success).await
     }
 }
 

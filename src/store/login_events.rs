@@ -220,6 +220,39 @@ pub struct StoredIp {
 /// A new event id: a per-process sequence number, then randomness. Ids only break ties
 /// between events of the same second, where they keep the order of recording on a node;
 /// the random part keeps them unique across nodes.
+/// The INSERT of one sign-in attempt, its 14 parameters numbered from `$first` (bound by
+/// [`bind_login_event`]); `user_alive` is the condition that the attempt's account (the
+/// third parameter) still exists.
+pub(super) fn login_event_insert(first: usize, user_alive: &str) -> String {
+    let params: Vec<String> = (first..first + 14).map(|n| format!("${n}")).collect();
+    format!(
+        "INSERT INTO login_events (id, at, user_id, client_id, method, result, reason, ip, ip_key, ip_truncated, user_agent, device, os, browser)
+         SELECT {} WHERE {} IS NULL OR {user_alive}",
+        params.join(", "),
+        params[2]
+    )
+}
+
+/// Binds the parameters of [`login_event_insert`], in its order.
+pub(super) fn bind_login_event<'q>(query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>, e: &NewLoginEvent) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(event_id())
+        .bind(e.at)
+        .bind(e.user_id.as_ref().map(|u| u.to_string()))
+        .bind(e.client_id.as_ref().map(|c| c.to_string()))
+        .bind(e.method.clone())
+        .bind(e.result.clone())
+        .bind(e.reason.clone())
+        .bind(e.origin.ip.clone())
+        .bind(e.origin.ip_key.clone())
+        // Nothing to truncate without an address.
+        .bind(i64::from(e.origin.ip.is_none()))
+        .bind(e.origin.user_agent.clone())
+        .bind(e.origin.device.clone())
+        .bind(e.origin.os.clone())
+        .bind(e.origin.browser.clone())
+}
+
 fn event_id() -> String {
     static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -234,30 +267,8 @@ impl Store {
     /// Records a sign-in attempt; `false` (nothing recorded) when the account it names was
     /// erased meanwhile.
     pub async fn insert_login_event(&self, e: &NewLoginEvent) -> Result<bool> {
-        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO login_events (id, at, user_id, client_id, method, result, reason, ip, ip_key, ip_truncated, user_agent, device, os, browser)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
-             WHERE $3 IS NULL OR {}",
-            self.user_still_exists(3)
-        )))
-        .bind(event_id())
-        .bind(e.at)
-        .bind(e.user_id.as_ref().map(|u| u.to_string()))
-        .bind(e.client_id.as_ref().map(|c| c.to_string()))
-        .bind(&e.method)
-        .bind(&e.result)
-        .bind(e.reason.clone())
-        .bind(e.origin.ip.clone())
-        .bind(e.origin.ip_key.clone())
-        // Nothing to truncate without an address.
-        .bind(i64::from(e.origin.ip.is_none()))
-        .bind(e.origin.user_agent.clone())
-        .bind(&e.origin.device)
-        .bind(&e.origin.os)
-        .bind(&e.origin.browser)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let sql = login_event_insert(1, &self.user_still_exists(3));
+        let inserted = bind_login_event(sqlx::query(sqlx::AssertSqlSafe(sql)), e).execute(&self.pool).await?.rows_affected();
         Ok(inserted == 1)
     }
 

@@ -173,6 +173,17 @@ async fn an_unknown_email_gets_the_same_answer_as_a_wrong_password() {
     assert!(events(&app).await.iter().all(|e| e.user_email.is_none() || e.user_email.as_deref() == Some(ADA)));
 }
 
+/// Throttle limits no test of concurrent attempts reaches: more attempts are in flight than
+/// the lock allows, and these tests are about the counters' updates.
+const UNLIMITED: sluis::login::throttle::Policy = sluis::login::throttle::Policy { lock_after: 1_000_000, ip_lock_after: 1_000_000, window: 900, lock: 60 };
+
+/// A password sign-in's success from `ip`, as the login history stores it.
+fn password_success(user: &sluis::model::UserId, ip: &str, now: i64) -> sluis::store::NewLoginEvent {
+    use sluis::login::events::{Attempt, Method, Origin, Outcome, login_event};
+    let origin = Origin { ip: Some(ip.to_string()), user_agent: None };
+    login_event(&Attempt { user: Some(user), client: None, method: Method::Password, outcome: Outcome::Success }, &origin, now)
+}
+
 /// Sign-ins to one account from one address at the same moment (a shared office, a
 /// password manager's retries) update the same two counters, the account's and the
 /// address's. On PostgreSQL, statements that locked both counters in different orders
@@ -183,20 +194,19 @@ async fn simultaneous_attempts_on_one_account_from_one_address_all_count() {
     use sluis::login::throttle::{self, Check, Policy, Subject};
     let app = app_with(|_| {}).await;
     let ada = app.user(ADA).await;
-    // The lock would refuse most of them (more attempts in flight than it allows): this
-    // test is about the counters' updates.
-    let policy = Policy { lock_after: 1_000_000, ip_lock_after: 1_000_000, window: 900, lock: 60 };
+    let policy = UNLIMITED;
     let now = app.state.now();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..16 {
         let (store, user) = (app.state.store.clone(), ada.id.clone());
         tasks.spawn(async move {
+            let success = password_success(&user, "127.0.0.5", now);
             let mut outcomes = Vec::new();
             for attempt in 0..150 {
                 let outcome = match throttle::check_and_note(&store, &policy, Subject::User(&user), Some("127.0.0.5"), now).await {
                     // Every third attempt a wrong password, the others right.
                     Ok(Check::Allowed(ticket)) if (worker + attempt) % 3 == 0 => ticket.failed(&store, now).await.map(|()| "failed"),
-                    Ok(Check::Allowed(ticket)) => ticket.succeeded(&store, now).await.map(|()| "succeeded"),
+                    Ok(Check::Allowed(ticket)) => ticket.succeeded(&store, now, &success).await.map(|recorded| if recorded { "succeeded" } else { "not recorded" }),
                     Ok(refused) => Ok(if matches!(refused, Check::Locked) { "locked" } else { "delayed" }),
                     Err(e) => Err(e),
                 };
@@ -215,16 +225,62 @@ async fn simultaneous_attempts_on_one_account_from_one_address_all_count() {
     // within a limit of one more.
     let wrong = outcomes.iter().filter(|o| matches!(o, Ok("failed"))).count() as i64;
     assert_eq!(wrong, 800);
+    // Each success went into the history with its settlement (one statement on PostgreSQL).
+    let filter = sluis::store::LoginEventFilter { user_id: Some(ada.id.clone()), result: Some("success".into()), ..Default::default() };
+    assert_eq!(app.state.store.login_events(&filter, None, 10_000).await.unwrap().len(), 1600);
     let with_limit = |ip_lock_after| Policy { ip_lock_after, ..policy };
     let attempt = |policy: Policy| {
         let (store, user) = (app.state.store.clone(), ada.id.clone());
         async move { throttle::check_and_note(&store, &policy, Subject::User(&user), Some("127.0.0.5"), now).await.unwrap() }
     };
     assert!(matches!(attempt(with_limit(wrong)).await, Check::Locked));
+    let success = password_success(&ada.id, "127.0.0.5", now);
     match attempt(with_limit(wrong + 1)).await {
-        Check::Allowed(ticket) => ticket.passed(&app.state.store, now).await.unwrap(),
+        Check::Allowed(ticket) => assert!(ticket.passed(&app.state.store, now, &success).await.unwrap()),
         other => panic!("{other:?}"),
     }
+}
+
+/// An account erased while its owner signs in, over and over, from several tasks. On
+/// PostgreSQL a successful sign-in settles its throttle counters and writes its history row
+/// in one statement, which takes the account's row before the counters, as the erasure does
+/// (the other order deadlocked with it). Every attempt either lands before the erasure or
+/// finds the account gone; no history of the erased account remains.
+#[tokio::test]
+async fn erasing_an_account_while_its_owner_signs_in_leaves_no_error_and_no_history() {
+    use sluis::login::throttle::{self, Check, Subject};
+    use sluis::store::{Erasure, ErasureOutcome};
+    let app = app_with(|_| {}).await;
+    let ada = app.user(ADA).await;
+    let now = app.state.now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (store, user) = (app.state.store.clone(), ada.id.clone());
+        tasks.spawn(async move {
+            let ip = format!("127.0.1.{worker}");
+            let success = password_success(&user, &ip, now);
+            let mut outcomes = Vec::new();
+            for _ in 0..120 {
+                let outcome = match throttle::check_and_note(&store, &UNLIMITED, Subject::User(&user), Some(&ip), now).await {
+                    Ok(Check::Allowed(ticket)) => ticket.succeeded(&store, now, &success).await.map_err(|e| e.to_string()),
+                    Ok(refused) => Err(format!("refused: {refused:?}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                outcomes.push(outcome);
+            }
+            outcomes
+        });
+    }
+    // Let the sign-ins get going, then erase the account in their midst.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let keys = throttle::account_keys(&ada.id, ADA);
+    let erased = app.state.store.erase_user(&Erasure { user: &ada.id, email: ADA, pseudonym: "pseudonym", throttle_keys: &keys, now }).await;
+    assert!(matches!(erased, Ok(ErasureOutcome::Erased { .. })), "{erased:?}");
+    let outcomes: Vec<_> = tasks.join_all().await.into_iter().flatten().collect();
+    let errors: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(errors.is_empty(), "{} of {} attempts failed, e.g. {:?}", errors.len(), outcomes.len(), errors.first());
+    let history = LoginEventFilter { user_id: Some(ada.id.clone()), ..Default::default() };
+    assert!(app.state.store.login_events(&history, None, 10).await.unwrap().is_empty(), "history of the erased account remains");
 }
 
 #[tokio::test]
