@@ -217,9 +217,6 @@ pub struct StoredIp {
     pub ip: String,
 }
 
-/// A new event id: a per-process sequence number, then randomness. Ids only break ties
-/// between events of the same second, where they keep the order of recording on a node;
-/// the random part keeps them unique across nodes.
 /// The INSERT of one sign-in attempt, its 14 parameters numbered from `$first` (bound by
 /// [`bind_login_event`]); `user_alive` is the condition that the attempt's account (the
 /// third parameter) still exists.
@@ -253,6 +250,9 @@ pub(super) fn bind_login_event<'q>(query: sqlx::query::Query<'q, sqlx::Any, sqlx
         .bind(e.origin.browser.clone())
 }
 
+/// A new event id: a per-process sequence number, then randomness. Ids only break ties
+/// between events of the same second, where they keep the order of recording on a node;
+/// the random part keeps them unique across nodes.
 fn event_id() -> String {
     static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -59,9 +59,12 @@ impl<'a> SettlementSql<'a> {
         }
     }
 
-    fn bind<'q>(&self, mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    fn bind<'q>(&self, mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>
+    where
+        'a: 'q,
+    {
         for key in &self.keys {
-            query = query.bind(key.to_string());
+            query = query.bind(*key);
         }
         query
     }
@@ -168,7 +171,7 @@ impl Store {
         // the account and then its counters, so the other order could deadlock with it. The
         // counters' scan waits for `owner` through the condition that reads it.
         let first_event_param = 2 + counters.len();
-        let user = first_event_param + 2;
+        let user_param = first_event_param + 2;
         let settlement = SettlementSql::new(counters, true, " AND (SELECT alive FROM owner) IS NOT NULL");
         let sql = format!(
             "WITH owner AS MATERIALIZED (SELECT {} AS alive),
@@ -176,7 +179,7 @@ impl Store {
                   settle AS ({} RETURNING key),
                   recorded AS ({} RETURNING id)
              SELECT COUNT(*) AS recorded FROM recorded",
-            self.user_still_exists(user),
+            self.user_still_exists(user_param),
             settlement.settled,
             settlement.update,
             login_event_insert(first_event_param, "(SELECT alive FROM owner)"),
