@@ -144,16 +144,16 @@ pub async fn check_and_note(store: &Store, policy: &Policy, subject: Subject<'_>
         None => Ok(Check::Allowed(Ticket { notes, policy: *policy })),
         Some(check) => {
             // Refused unchecked: take back what this attempt counted.
-            withdraw(store, &notes, now).await?;
+            store.throttle_settle(&settlements(&notes, Settlement::Withdraw), now).await?;
             Ok(check)
         }
     }
 }
 
-/// Takes back the attempt counted on each of `notes`.
-async fn withdraw(store: &Store, notes: &[(String, Kind, i64)], now: Timestamp) -> Result<(), StoreError> {
-    let counters: Vec<(&str, Settlement)> = notes.iter().map(|(key, _, _)| (key.as_str(), Settlement::Withdraw)).collect();
-    store.throttle_settle(&counters, now).await
+/// Each counter of `notes` with how the attempt settles there: `on_account` on the
+/// account's, a withdrawal on the address's.
+fn settlements(notes: &[(String, Kind, i64)], on_account: Settlement) -> Vec<(&str, Settlement)> {
+    notes.iter().map(|(key, kind, _)| (key.as_str(), if *kind == Kind::Account { on_account } else { Settlement::Withdraw })).collect()
 }
 
 fn ip_key(addr: &IpAddr) -> String {
@@ -181,8 +181,7 @@ impl Ticket {
     /// attempt is taken back, earlier failures still count; and `success` goes into the
     /// login history. `false`: the account was erased meanwhile, nothing was recorded.
     pub async fn passed(self, store: &Store, now: Timestamp, success: &NewLoginEvent) -> Result<bool, StoreError> {
-        let counters: Vec<(&str, Settlement)> = self.notes.iter().map(|(key, _, _)| (key.as_str(), Settlement::Withdraw)).collect();
-        store.throttle_settle_recording(&counters, now, success).await
+        store.throttle_settle_recording(&settlements(&self.notes, Settlement::Withdraw), now, success).await
     }
 
     /// The sign-in is complete: the account's failures are forgotten; the address's count
@@ -190,12 +189,7 @@ impl Ticket {
     /// about the failures there); and `success` goes into the login history. `false`: the
     /// account was erased meanwhile, nothing was recorded.
     pub async fn succeeded(self, store: &Store, now: Timestamp, success: &NewLoginEvent) -> Result<bool, StoreError> {
-        let counters: Vec<(&str, Settlement)> = self
-            .notes
-            .iter()
-            .map(|(key, kind, _)| (key.as_str(), if *kind == Kind::Account { Settlement::Forget } else { Settlement::Withdraw }))
-            .collect();
-        store.throttle_settle_recording(&counters, now, success).await
+        store.throttle_settle_recording(&settlements(&self.notes, Settlement::Forget), now, success).await
     }
 }
 
